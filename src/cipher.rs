@@ -1,0 +1,391 @@
+//! The value cipher: AES-256-GCM with sops' 32-byte IV and the
+//! `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` text form (spec §2).
+
+use crate::gofmt::format_float_f;
+use crate::tree::Value;
+use aes_gcm::aead::consts::{U12, U32};
+use aes_gcm::aead::generic_array::GenericArray;
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aes::Aes256;
+use aes_gcm::AesGcm;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rand::RngCore;
+use std::collections::HashMap;
+use std::fmt;
+use zeroize::{Zeroize, Zeroizing};
+
+type Gcm32 = AesGcm<Aes256, U32>;
+type Gcm12 = AesGcm<Aes256, U12>;
+
+pub const IV_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+const PREFIX: &str = "ENC[AES256_GCM,data:";
+
+/// The 32-byte data key of a file. Wiped on drop, never printed.
+#[derive(Clone)]
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    pub fn generate() -> DataKey {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(k.as_mut());
+        DataKey(k)
+    }
+    /// `None` unless `bytes` is exactly 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<DataKey> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(DataKey(Zeroizing::new(arr)))
+    }
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+/// Why a value could not be decrypted. Messages never contain plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CipherError {
+    /// The text is not an `ENC[...]` value (sops: "does not match sops' data format").
+    Format,
+    /// base64 or IV length problems inside a well-formed `ENC[...]`.
+    Encoding(&'static str),
+    /// GCM authentication failed (wrong key, wrong path, or tampering).
+    Authentication,
+    /// The decrypted bytes do not parse as the declared type.
+    Parse(&'static str),
+    UnknownType(String),
+}
+
+impl fmt::Display for CipherError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CipherError::Format => f.write_str("Input string does not match sops' data format"),
+            CipherError::Encoding(what) => write!(f, "Error base64-decoding {what}"),
+            CipherError::Authentication => f.write_str("cipher: message authentication failed"),
+            CipherError::Parse(t) => write!(f, "Error parsing decrypted value as {t}"),
+            CipherError::UnknownType(t) => write!(f, "Unknown datatype: {t}"),
+        }
+    }
+}
+
+impl std::error::Error for CipherError {}
+
+/// The four fields of an `ENC[...]` string, still base64-encoded.
+pub struct EncParts<'a> {
+    pub data: &'a str,
+    pub iv: &'a str,
+    pub tag: &'a str,
+    pub typ: &'a str,
+}
+
+/// Parse like sops' regex `^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`:
+/// anchored at the start only, greedy groups, `.` not crossing a newline.
+pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
+    let rest = s.strip_prefix(PREFIX)?;
+    let line = rest.split('\n').next().unwrap_or(rest);
+    let body = &line[..line.rfind(']')?];
+    let (before_type, typ) = body.rsplit_once(",type:")?;
+    let (before_tag, tag) = before_type.rsplit_once(",tag:")?;
+    let (data, iv) = before_tag.rsplit_once(",iv:")?;
+    if data.is_empty() || iv.is_empty() || tag.is_empty() || typ.is_empty() {
+        return None;
+    }
+    Some(EncParts { data, iv, tag, typ })
+}
+
+/// Whether a string has the shape of an encrypted value.
+pub fn is_encrypted_value(s: &str) -> bool {
+    parse_enc(s).is_some()
+}
+
+/// The plaintext bytes sops encrypts and feeds to the MAC for a scalar
+/// (Go `ToBytes`, spec §2.3), and the type tag. `None` for non-scalars/null.
+pub fn plaintext_of(value: &Value) -> Option<(Zeroizing<Vec<u8>>, &'static str)> {
+    let (bytes, typ): (Vec<u8>, _) = match value {
+        Value::Str(s) => (s.as_bytes().to_vec(), "str"),
+        Value::Bytes(b) => (b.clone(), "str"),
+        Value::Int(i) => (i.to_string().into_bytes(), "int"),
+        Value::Float(f) => (format_float_f(*f).into_bytes(), "float"),
+        Value::Bool(b) => ((if *b { "True" } else { "False" }).into(), "bool"),
+        Value::Time(t) => (t.as_bytes().to_vec(), "time"),
+        Value::Comment(c) => (c.as_bytes().to_vec(), "comment"),
+        Value::Null | Value::Map(_) | Value::List(_) => return None,
+    };
+    Some((Zeroizing::new(bytes), typ))
+}
+
+/// Key of the IV stash: same plaintext, same type, same path → same IV (§2.5).
+#[derive(Hash, PartialEq, Eq)]
+struct StashKey {
+    typ: &'static str,
+    plaintext: Vec<u8>,
+    aad: Vec<u8>,
+}
+
+impl Drop for StashKey {
+    fn drop(&mut self) {
+        self.plaintext.zeroize();
+    }
+}
+
+/// A keyed AES-GCM instance for one file, plus the optional IV stash that
+/// lets re-encryption keep unchanged values byte-identical.
+pub struct ValueCipher {
+    gcm: Gcm32,
+    key: DataKey,
+    stash: Option<HashMap<StashKey, [u8; IV_LEN]>>,
+}
+
+impl ValueCipher {
+    pub fn new(key: &DataKey) -> ValueCipher {
+        ValueCipher {
+            gcm: Gcm32::new(GenericArray::from_slice(key.as_bytes())),
+            key: key.clone(),
+            stash: None,
+        }
+    }
+
+    /// Remember the IV of every value decrypted from now on.
+    pub fn with_stash(mut self) -> ValueCipher {
+        self.stash = Some(HashMap::new());
+        self
+    }
+
+    /// Move the stash to a cipher with another key (rotate keeps IVs, §2.5).
+    pub fn take_stash_from(&mut self, other: &mut ValueCipher) {
+        self.stash = other.stash.take();
+    }
+
+    /// Encrypt a scalar's plaintext bytes with the given type tag and AAD.
+    pub fn encrypt_bytes(&self, plaintext: &[u8], typ: &'static str, aad: &[u8]) -> String {
+        let iv = self.stashed_iv(plaintext, typ, aad).unwrap_or_else(|| {
+            let mut iv = [0u8; IV_LEN];
+            rand::thread_rng().fill_bytes(&mut iv);
+            iv
+        });
+        self.encrypt_with_iv(plaintext, typ, aad, &iv)
+    }
+
+    fn stashed_iv(&self, plaintext: &[u8], typ: &'static str, aad: &[u8]) -> Option<[u8; IV_LEN]> {
+        let stash = self.stash.as_ref()?;
+        let key = StashKey {
+            typ,
+            plaintext: plaintext.to_vec(),
+            aad: aad.to_vec(),
+        };
+        stash.get(&key).copied()
+    }
+
+    pub fn encrypt_with_iv(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN]) -> String {
+        let mut buf = Zeroizing::new(plaintext.to_vec());
+        let tag = self
+            .gcm
+            .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, &mut buf)
+            .expect("AES-GCM encryption only fails for inputs larger than 64 GiB");
+        let mut out = String::with_capacity(PREFIX.len() + buf.len() * 4 / 3 + 110);
+        out.push_str(PREFIX);
+        B64.encode_string(&buf[..], &mut out);
+        out.push_str(",iv:");
+        B64.encode_string(iv, &mut out);
+        out.push_str(",tag:");
+        B64.encode_string(tag, &mut out);
+        out.push_str(",type:");
+        out.push_str(typ);
+        out.push(']');
+        out
+    }
+
+    /// Encrypt a scalar value. Empty strings are never encrypted (§2.4):
+    /// callers check that first.
+    pub fn encrypt_value(&self, value: &Value, aad: &[u8]) -> Option<String> {
+        let (bytes, typ) = plaintext_of(value)?;
+        Some(self.encrypt_bytes(&bytes, typ, aad))
+    }
+
+    /// Decrypt an `ENC[...]` string to its raw plaintext and type tag.
+    pub fn decrypt_raw<'a>(&mut self, text: &'a str, aad: &[u8]) -> Result<(Zeroizing<Vec<u8>>, &'a str), CipherError> {
+        let parts = parse_enc(text).ok_or(CipherError::Format)?;
+        let mut data = Zeroizing::new(B64.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?);
+        let iv = B64.decode(parts.iv).map_err(|_| CipherError::Encoding("iv"))?;
+        let tag = B64.decode(parts.tag).map_err(|_| CipherError::Encoding("tag"))?;
+        if tag.len() != TAG_LEN {
+            return Err(CipherError::Authentication);
+        }
+        let tag = GenericArray::from_slice(&tag);
+        match iv.len() {
+            IV_LEN => self
+                .gcm
+                .decrypt_in_place_detached(GenericArray::from_slice(&iv), aad, &mut data, tag)
+                .map_err(|_| CipherError::Authentication)?,
+            12 => Gcm12::new(GenericArray::from_slice(self.key.as_bytes()))
+                .decrypt_in_place_detached(GenericArray::from_slice(&iv), aad, &mut data, tag)
+                .map_err(|_| CipherError::Authentication)?,
+            _ => return Err(CipherError::Encoding("iv: unsupported length")),
+        }
+        if let Some(stash) = self.stash.as_mut() {
+            if let (Ok(iv32), Some(typ)) = (<[u8; IV_LEN]>::try_from(iv.as_slice()), static_type(parts.typ)) {
+                stash.insert(
+                    StashKey {
+                        typ,
+                        plaintext: data.to_vec(),
+                        aad: aad.to_vec(),
+                    },
+                    iv32,
+                );
+            }
+        }
+        Ok((data, parts.typ))
+    }
+
+    /// Decrypt an `ENC[...]` string back to a typed value (§2.3).
+    pub fn decrypt_value(&mut self, text: &str, aad: &[u8]) -> Result<Value, CipherError> {
+        let (bytes, typ) = self.decrypt_raw(text, aad)?;
+        value_from_plaintext(bytes, typ)
+    }
+}
+
+fn static_type(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "str" => "str",
+        "int" | "int64" => "int",
+        "float" => "float",
+        "bool" => "bool",
+        "time" => "time",
+        "comment" => "comment",
+        "bytes" => "bytes",
+        _ => return None,
+    })
+}
+
+/// Rebuild a typed value from decrypted bytes, parsing as Go does.
+fn value_from_plaintext(bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, CipherError> {
+    let text = || std::str::from_utf8(&bytes).map_err(|_| CipherError::Parse("UTF-8"));
+    Ok(match typ {
+        "str" => match String::from_utf8(bytes.to_vec()) {
+            Ok(s) => Value::Str(s),
+            Err(e) => Value::Bytes(e.into_bytes()),
+        },
+        "int" | "int64" => Value::Int(parse_go_atoi(text()?).ok_or(CipherError::Parse("int"))?),
+        "float" => Value::Float(text()?.parse::<f64>().map_err(|_| CipherError::Parse("float"))?),
+        "bool" => Value::Bool(parse_go_bool(text()?).ok_or(CipherError::Parse("bool"))?),
+        "time" => {
+            let t = text()?;
+            crate::timefmt::canonical_rfc3339(t).map(Value::Time).ok_or(CipherError::Parse("time"))?
+        }
+        "comment" => Value::Comment(text()?.to_string()),
+        "bytes" => Value::Bytes(bytes.to_vec()),
+        other => return Err(CipherError::UnknownType(other.to_string())),
+    })
+}
+
+/// Go `strconv.Atoi`: optional sign, decimal digits, fits in i64.
+fn parse_go_atoi(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+/// Go `strconv.ParseBool`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn spec_key() -> DataKey {
+        DataKey::from_slice(&hex("aeff30b6e24d18b0bf39703f987e9da3d2144eb1d1dc9b961b51b04d403ceebf")).unwrap()
+    }
+
+    // spec §13.1: (aad, plaintext, type, ENC string)
+    const VECTORS: &[(&str, &str, &str, &str)] = &[
+        (":", " hi", "comment", "ENC[AES256_GCM,data:7JKK,iv:HYiqy5mWf5vODG+GiYTOj+F9X9Y6JZOm20fle9Cof/0=,tag:5Jro9rw9z+vrE7PrPfnwpQ==,type:comment]"),
+        ("app:password:", "s3cr3t", "str", "ENC[AES256_GCM,data:7S6n1OVY,iv:tkcnLNeUPtQxhpOcQlvKDuVfpHmQAm2WQSOpbDhGm8s=,tag:CyAvtO1aR9fxQjvRnD/d6Q==,type:str]"),
+        ("app:port:", "5432", "int", "ENC[AES256_GCM,data:aqGP2g==,iv:txLQa6sTLWS/Qvw27AQAFWNqpbiSDrv2YzATJNZJoRY=,tag:c6KVqmOhJJYRlCNBgwexeg==,type:int]"),
+        ("app:ratio:", "0.5", "float", "ENC[AES256_GCM,data:d9cw,iv:cYhiejgdMOlL01qYASfXjqK2r1jhEKfifgqJ7Frp7EY=,tag:W9vjEJB2fvQpam3g427sVg==,type:float]"),
+        ("app:debug:", "False", "bool", "ENC[AES256_GCM,data:71oaXhk=,iv:pKkbRtRBYmCuBOnC28oFIwi+PKHZS2sdW7bqyZxZMP8=,tag:fcUUcIzfGVCKIGmQpjSNBw==,type:bool]"),
+        ("app:hosts:", "h1", "str", "ENC[AES256_GCM,data:1vk=,iv:BqDkeO3AfMiDqPStbyxKqcMrep6gsQSmHkUDY6VNI2k=,tag:z5q+lyiKNkZK8yoVre9uMQ==,type:str]"),
+        ("2026-11-28T17:28:35Z", "EDF2AAC8AF7020081328B6E2D0F9D6787CFD2B81B30BFDF8BD3BB354C1C18629D0FAEDC721C3902E8CB55FF528E314528A3955CD36B1AFD516B27BF63813D69F", "str", "ENC[AES256_GCM,data:PQWVF60uJYkWcP+Gi0S5NTUKJoY8c0F/Dm9qLpKDB50c4nr3VC43ayTFgIKfetr5tlYLqSctw2GqvWSrMG+83snFUoe1wYtSYdTLf0TkWEO1t41tZixCC59N0kDhvuGabqvo+1XJ0IkDK4EUDSlsLwpB7CYE9Cmo0sEZFMGOfeA=,iv:+A0elNbIuvwMwNR6wWGIaLDHPrUX59PY3QJVYBNwyHM=,tag:Kc0YSDspFTdEfvIiHbQcjw==,type:str]"),
+    ];
+
+    #[test]
+    fn spec_vectors_decrypt() {
+        let mut c = ValueCipher::new(&spec_key());
+        for (aad, plain, typ, enc) in VECTORS {
+            let (bytes, t) = c.decrypt_raw(enc, aad.as_bytes()).unwrap();
+            assert_eq!(&bytes[..], plain.as_bytes(), "{aad}");
+            assert_eq!(t, *typ);
+        }
+    }
+
+    #[test]
+    fn spec_vectors_encrypt_with_same_iv() {
+        let c = ValueCipher::new(&spec_key());
+        for (aad, plain, typ, enc) in VECTORS {
+            let parts = parse_enc(enc).unwrap();
+            let iv: [u8; 32] = B64.decode(parts.iv).unwrap().try_into().unwrap();
+            assert_eq!(c.encrypt_with_iv(plain.as_bytes(), typ, aad.as_bytes(), &iv), *enc);
+        }
+    }
+
+    #[test]
+    fn wrong_aad_fails_authentication() {
+        let mut c = ValueCipher::new(&spec_key());
+        let r = c.decrypt_raw(VECTORS[1].3, b"password:");
+        assert_eq!(r.err(), Some(CipherError::Authentication));
+    }
+
+    #[test]
+    fn typed_values_round_trip() {
+        let mut c = ValueCipher::new(&DataKey::generate());
+        for v in [
+            Value::Str("héllo\nworld".into()),
+            Value::Int(-42),
+            Value::Float(1e20),
+            Value::Float(f64::INFINITY),
+            Value::Bool(true),
+            Value::Time("2024-01-02T03:04:05Z".into()),
+            Value::Comment(" c".into()),
+        ] {
+            let enc = c.encrypt_value(&v, b"a:").unwrap();
+            assert_eq!(c.decrypt_value(&enc, b"a:").unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn stash_reuses_iv_for_same_value_and_path_only() {
+        let key = DataKey::generate();
+        let mut c = ValueCipher::new(&key).with_stash();
+        let enc = c.encrypt_value(&Value::Str("x".into()), b"a:").unwrap();
+        c.decrypt_value(&enc, b"a:").unwrap();
+        assert_eq!(c.encrypt_value(&Value::Str("x".into()), b"a:").unwrap(), enc);
+        assert_ne!(c.encrypt_value(&Value::Str("y".into()), b"a:").unwrap(), enc);
+        let other_path = c.encrypt_value(&Value::Str("x".into()), b"b:").unwrap();
+        assert_ne!(parse_enc(&other_path).unwrap().iv, parse_enc(&enc).unwrap().iv);
+    }
+
+    #[test]
+    fn parse_rejects_malformed() {
+        assert!(parse_enc("ENC[AES256_GCM,data:,iv:a,tag:b,type:str]").is_none());
+        assert!(parse_enc("ENC[AES256_GCM,data:a,iv:b,tag:c,type:str").is_none());
+        assert!(parse_enc("xENC[AES256_GCM,data:a,iv:b,tag:c,type:str]").is_none());
+        assert!(parse_enc("ENC[AES256_GCM,data:a,iv:b,tag:c,type:str]trailing").is_some());
+    }
+}

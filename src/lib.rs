@@ -1,0 +1,14 @@
+//! rsops: a fast, SOPS-compatible secrets file encryption tool.
+//!
+//! The format core (tree, cipher, MAC, metadata, policy, Shamir, stores) is
+//! synchronous and free of I/O; key sources live in [`keys`], the command
+//! line in the binary.
+
+pub mod cipher;
+pub mod crypt;
+pub mod gofmt;
+pub mod metadata;
+pub mod policy;
+pub mod shamir;
+pub mod timefmt;
+pub mod tree;
