@@ -276,7 +276,9 @@ fn value_from_plaintext(bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, C
         "bool" => Value::Bool(parse_go_bool(text()?).ok_or(CipherError::Parse("bool"))?),
         "time" => {
             let t = text()?;
-            crate::timefmt::canonical_rfc3339(t).map(Value::Time).ok_or(CipherError::Parse("time"))?
+            crate::timefmt::canonical_rfc3339(t)
+                .map(Value::Time)
+                .ok_or(CipherError::Parse("time"))?
         }
         "comment" => Value::Comment(text()?.to_string()),
         "bytes" => Value::Bytes(bytes.to_vec()),
@@ -307,7 +309,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     fn spec_key() -> DataKey {

@@ -11,8 +11,8 @@ use std::fmt;
 
 /// SHA-256("sops"): the MAC prefix when `mac_only_encrypted` is set (§5.1).
 pub const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
-    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b, 0x0b, 0x97,
-    0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b, 0x0b, 0x97, 0x5b,
+    0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +177,9 @@ impl Walker<'_, '_> {
 
     fn leaf(&mut self, value: &mut Value) -> Result<(), TreeError> {
         let is_comment = matches!(value, Value::Comment(_));
-        let encrypted = self.selector.should_encrypt(self.matched > 0, &self.comments, is_comment);
+        let encrypted = self
+            .selector
+            .should_encrypt(self.matched > 0, &self.comments, is_comment);
         let hashed = !self.mac_only_encrypted || encrypted;
         if matches!(self.mode, Mode::Decrypt(_)) {
             if encrypted {
@@ -193,7 +195,11 @@ impl Walker<'_, '_> {
         }
         if let Mode::Encrypt(cipher) = &self.mode {
             if encrypted && !is_empty(value) {
-                let aad = if self.path.is_empty() { b":" as &[u8] } else { self.path.as_bytes() };
+                let aad = if self.path.is_empty() {
+                    b":" as &[u8]
+                } else {
+                    self.path.as_bytes()
+                };
                 // Encrypted comments become strings: a list keeps them as
                 // string elements, a mapping turns them back into comment keys.
                 *value = Value::Str(cipher.encrypt_value(value, aad).expect("leaves are scalars"));
@@ -270,7 +276,12 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-fn run(doc: &mut Document, mode: Mode<'_>, selector: &Selector, mac_only_encrypted: bool) -> Result<WalkOutcome, TreeError> {
+fn run(
+    doc: &mut Document,
+    mode: Mode<'_>,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+) -> Result<WalkOutcome, TreeError> {
     let mut w = Walker {
         mode,
         selector,
@@ -335,7 +346,10 @@ mod tests {
             Item::new("debug", Value::Bool(false)),
             Item::new("hosts", Value::List(vec![s("h1")])),
         ]);
-        Document::new(vec![Branch(vec![Item::comment(" hi"), Item::new("app", Value::Map(app))])])
+        Document::new(vec![Branch(vec![
+            Item::comment(" hi"),
+            Item::new("app", Value::Map(app)),
+        ])])
     }
 
     #[test]
@@ -361,7 +375,10 @@ mod tests {
             ),
             Item::new(
                 "list",
-                Value::List(vec![Value::Map(Branch(vec![Item::new("password", s("lp")), Item::new("name", s("ln"))]))]),
+                Value::List(vec![Value::Map(Branch(vec![
+                    Item::new("password", s("lp")),
+                    Item::new("name", s("ln")),
+                ]))]),
             ),
         ]);
         let sel = SelectorSpec {
@@ -401,7 +418,9 @@ mod tests {
         )])]);
         let enc = encrypt_document(&mut doc, &ValueCipher::new(&key), &sel, false).unwrap();
         // Like sops, the encrypted comment is now a plain string element.
-        let Some(Value::List(l)) = doc.branches[0].get("l") else { panic!() };
+        let Some(Value::List(l)) = doc.branches[0].get("l") else {
+            panic!()
+        };
         assert!(matches!(&l[0], Value::Str(c) if c.ends_with("type:comment]")));
         let dec = decrypt_document(&mut doc, &mut ValueCipher::new(&key), &sel, false).unwrap();
         assert_eq!(enc.mac, dec.mac);
@@ -414,8 +433,16 @@ mod tests {
         let mut doc = Document::new(vec![Branch(vec![Item::new("a", s("x"))])]);
         encrypt_document(&mut doc, &ValueCipher::new(&key), &sel, false).unwrap();
         doc.branches[0].0[0].key = Key::Str("b".into());
-        let err = decrypt_document(&mut doc, &mut ValueCipher::new(&key), &sel, false).err().unwrap();
-        assert!(matches!(err, TreeError::Decrypt { error: CipherError::Authentication, .. }));
+        let err = decrypt_document(&mut doc, &mut ValueCipher::new(&key), &sel, false)
+            .err()
+            .unwrap();
+        assert!(matches!(
+            err,
+            TreeError::Decrypt {
+                error: CipherError::Authentication,
+                ..
+            }
+        ));
         assert!(!err.to_string().contains('x'.to_string().as_str()) || err.to_string().contains("'b'"));
     }
 }

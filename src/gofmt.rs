@@ -89,6 +89,10 @@ pub fn format_float_yaml(f: f64) -> String {
 /// sops' `ValToString` for floats (dotenv, INI, exec-env): `'G'` format and
 /// `.0` appended when the text has neither `.` nor `E`.
 pub fn format_float_valtostring(f: f64) -> String {
+    // sops 3.11 prints `+Inf`, `-Inf`, `NaN` without the `.0` suffix.
+    if let Some(s) = specials(f) {
+        return s.to_string();
+    }
     let mut s = format_float_g_impl(f, true);
     if !s.contains('.') && !s.contains('E') {
         s.push_str(".0");
@@ -130,6 +134,8 @@ pub fn format_float_json(f: f64) -> Option<String> {
 }
 
 #[cfg(test)]
+// 3.14 is a test input here, not an approximation of π.
+#[allow(clippy::approx_constant)]
 mod tests {
     use super::*;
 
@@ -175,6 +181,9 @@ mod tests {
         assert_eq!(format_float_valtostring(123456789.5), "1.234567895E+08");
         assert_eq!(format_float_valtostring(1e-5), "1E-05");
         assert_eq!(format_float_valtostring(1.5), "1.5");
+        assert_eq!(format_float_valtostring(-0.0), "-0.0");
+        assert_eq!(format_float_valtostring(f64::INFINITY), "+Inf");
+        assert_eq!(format_float_valtostring(f64::NAN), "NaN");
     }
 
     #[test]

@@ -5,10 +5,15 @@
 //! line in the binary.
 
 pub mod cipher;
+pub mod config;
 pub mod crypt;
 pub mod gofmt;
+pub mod keys;
 pub mod metadata;
 pub mod policy;
 pub mod shamir;
+pub mod sopsfile;
+pub mod stores;
 pub mod timefmt;
 pub mod tree;
+pub mod treepath;

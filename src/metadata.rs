@@ -251,11 +251,11 @@ fn read_group(b: &Branch) -> Result<KeyGroup, MetadataError> {
     for e in entries(b, "kms")? {
         let context = match e.get("context") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Map(m)) => m
-                .0
-                .iter()
-                .filter_map(|i| Some((i.key.as_str()?.to_string(), scalar_text(&i.value).unwrap_or_default())))
-                .collect(),
+            Some(Value::Map(m)) => {
+                m.0.iter()
+                    .filter_map(|i| Some((i.key.as_str()?.to_string(), scalar_text(&i.value).unwrap_or_default())))
+                    .collect()
+            }
             Some(_) => return Err(MetadataError::Invalid("kms context is not a mapping".into())),
         };
         g.push(MasterKey::Kms {
@@ -355,7 +355,10 @@ impl Metadata {
         let key_groups = if !flat.is_empty() {
             vec![flat]
         } else {
-            let groups: Vec<KeyGroup> = entries(b, "key_groups")?.into_iter().map(read_group).collect::<Result<_, _>>()?;
+            let groups: Vec<KeyGroup> = entries(b, "key_groups")?
+                .into_iter()
+                .map(read_group)
+                .collect::<Result<_, _>>()?;
             if groups.is_empty() {
                 return Err(MetadataError::NoKeys);
             }
@@ -370,7 +373,9 @@ impl Metadata {
             encrypted_comment_regex: field_str(b, "encrypted_comment_regex")?,
         };
         if selectors.count_set() > 1 {
-            return Err(MetadataError::Invalid(crate::policy::PolicyError::MoreThanOne.to_string()));
+            return Err(MetadataError::Invalid(
+                crate::policy::PolicyError::MoreThanOne.to_string(),
+            ));
         }
         let version = field_str(b, "version")?;
         if version.is_empty() {
@@ -394,10 +399,19 @@ impl Metadata {
             b.push("shamir_threshold", Value::Int(self.shamir_threshold as i64));
         }
         if self.key_groups.len() > 1 {
-            let groups = self.key_groups.iter().map(|g| Value::Map(write_group(g, true, nil_list))).collect();
+            let groups = self
+                .key_groups
+                .iter()
+                .map(|g| Value::Map(write_group(g, true, nil_list)))
+                .collect();
             b.push("key_groups", Value::List(groups));
         } else if let Some(g) = self.key_groups.first() {
-            b.0.extend(write_group(g, false, nil_list).0.into_iter().filter(|i| i.key.as_str() != Some("pgp")));
+            b.0.extend(
+                write_group(g, false, nil_list)
+                    .0
+                    .into_iter()
+                    .filter(|i| i.key.as_str() != Some("pgp")),
+            );
         }
         b.push("lastmodified", Value::Str(self.last_modified.clone()));
         b.push("mac", Value::Str(self.mac.clone()));
@@ -446,7 +460,11 @@ fn write_group(g: &KeyGroup, in_key_groups: bool, nil_list: NilList) -> Branch {
         let (slot, entry) = match k {
             MasterKey::Pgp { fp, created_at, enc } => (
                 0,
-                vec![Item::new("created_at", s(created_at)), Item::new("enc", s(enc)), Item::new("fp", s(fp))],
+                vec![
+                    Item::new("created_at", s(created_at)),
+                    Item::new("enc", s(enc)),
+                    Item::new("fp", s(fp)),
+                ],
             ),
             MasterKey::Kms {
                 arn,
@@ -483,9 +501,17 @@ fn write_group(g: &KeyGroup, in_key_groups: bool, nil_list: NilList) -> Branch {
                     Item::new("enc", s(enc)),
                 ],
             ),
-            MasterKey::Hckms { key_id, created_at, enc } => (
+            MasterKey::Hckms {
+                key_id,
+                created_at,
+                enc,
+            } => (
                 3,
-                vec![Item::new("key_id", s(key_id)), Item::new("created_at", s(created_at)), Item::new("enc", s(enc))],
+                vec![
+                    Item::new("key_id", s(key_id)),
+                    Item::new("created_at", s(created_at)),
+                    Item::new("enc", s(enc)),
+                ],
             ),
             MasterKey::AzureKv {
                 vault_url,
@@ -545,7 +571,10 @@ fn write_group(g: &KeyGroup, in_key_groups: bool, nil_list: NilList) -> Branch {
 
 /// Remove the `sops` key from a document, returning its value (§7.4).
 pub fn take_sops_key(branch: &mut Branch) -> Option<Value> {
-    let pos = branch.0.iter().position(|i| matches!(&i.key, Key::Str(k) if k == "sops"))?;
+    let pos = branch
+        .0
+        .iter()
+        .position(|i| matches!(&i.key, Key::Str(k) if k == "sops"))?;
     Some(branch.0.remove(pos).value)
 }
 
@@ -580,9 +609,14 @@ mod tests {
 
     #[test]
     fn struct_order_puts_pgp_after_mac() {
-        let Value::Map(b) = sample().to_value(NilList::EmptyList) else { panic!() };
+        let Value::Map(b) = sample().to_value(NilList::EmptyList) else {
+            panic!()
+        };
         let keys: Vec<&str> = b.0.iter().filter_map(|i| i.key.as_str()).collect();
-        assert_eq!(keys, ["age", "lastmodified", "mac", "pgp", "unencrypted_suffix", "version"]);
+        assert_eq!(
+            keys,
+            ["age", "lastmodified", "mac", "pgp", "unencrypted_suffix", "version"]
+        );
     }
 
     #[test]
@@ -618,8 +652,12 @@ mod tests {
         let mut m = sample();
         m.key_groups = vec![vec![m.key_groups[0][0].clone()], vec![m.key_groups[0][1].clone()]];
         m.shamir_threshold = 2;
-        let Value::Map(b) = m.to_value(NilList::EmptyList) else { panic!() };
-        let Some(Value::List(groups)) = b.get("key_groups") else { panic!() };
+        let Value::Map(b) = m.to_value(NilList::EmptyList) else {
+            panic!()
+        };
+        let Some(Value::List(groups)) = b.get("key_groups") else {
+            panic!()
+        };
         let Value::Map(g1) = &groups[1] else { panic!() };
         let keys: Vec<&str> = g1.0.iter().filter_map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["pgp", "hc_vault", "age"]);
@@ -630,10 +668,19 @@ mod tests {
     fn load_errors() {
         let mut m = sample();
         m.version = String::new();
-        assert_eq!(Metadata::from_value(&m.to_value(NilList::Null)), Err(MetadataError::VersionEmpty));
+        assert_eq!(
+            Metadata::from_value(&m.to_value(NilList::Null)),
+            Err(MetadataError::VersionEmpty)
+        );
         let mut m = sample();
         m.key_groups = vec![vec![]];
-        assert_eq!(Metadata::from_value(&m.to_value(NilList::Null)), Err(MetadataError::NoKeys));
-        assert_eq!(Metadata::from_value(&Value::Str("x".into())), Err(MetadataError::NotAMap));
+        assert_eq!(
+            Metadata::from_value(&m.to_value(NilList::Null)),
+            Err(MetadataError::NoKeys)
+        );
+        assert_eq!(
+            Metadata::from_value(&Value::Str("x".into())),
+            Err(MetadataError::NotAMap)
+        );
     }
 }

@@ -143,7 +143,10 @@ impl Selector {
     }
 
     pub fn uses_comments(&self) -> bool {
-        matches!(self, Selector::UnencryptedCommentRegex(_) | Selector::EncryptedCommentRegex(_))
+        matches!(
+            self,
+            Selector::UnencryptedCommentRegex(_) | Selector::EncryptedCommentRegex(_)
+        )
     }
 }
 

@@ -145,7 +145,10 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -169,7 +172,10 @@ mod tests {
     fn split_then_combine() {
         let secret = [7u8; 32];
         let shares = split(&secret, 5, 3).unwrap();
-        assert!(shares.iter().enumerate().all(|(i, s)| s.len() == 33 && s[32] == i as u8 + 1));
+        assert!(shares
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.len() == 33 && s[32] == i as u8 + 1));
         let parts: Vec<&[u8]> = [4, 0, 2].iter().map(|&i| shares[i].as_slice()).collect();
         assert_eq!(&combine(&parts).unwrap()[..], &secret[..]);
     }
@@ -185,6 +191,9 @@ mod tests {
     fn rejects_bad_parameters() {
         assert_eq!(split(&[1], 3, 1).err(), Some(ShamirError::ThresholdTooSmall));
         assert_eq!(split(&[1], 2, 3).err(), Some(ShamirError::PartsLessThanThreshold));
-        assert_eq!(combine(&[&[1, 1][..], &[2, 1][..]]).err(), Some(ShamirError::DuplicateX));
+        assert_eq!(
+            combine(&[&[1, 1][..], &[2, 1][..]]).err(),
+            Some(ShamirError::DuplicateX)
+        );
     }
 }

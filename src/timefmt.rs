@@ -37,7 +37,13 @@ impl Timestamp {
     /// `time.Parse(time.RFC3339, …)` accepts it (fraction of any length).
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let mut t = Timestamp {
@@ -215,7 +221,14 @@ mod tests {
 
     #[test]
     fn rejects_invalid() {
-        for s in ["", "2026-11-28", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-28T17:22:54", "2026-11-28T17:22:54+0100"] {
+        for s in [
+            "",
+            "2026-11-28",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-28T17:22:54",
+            "2026-11-28T17:22:54+0100",
+        ] {
             assert!(Timestamp::parse_rfc3339(s).is_none(), "{s}");
         }
     }
@@ -223,8 +236,14 @@ mod tests {
     #[test]
     fn unix_conversion() {
         assert_eq!(Timestamp::from_unix(0).format_rfc3339(), "1970-01-01T00:00:00Z");
-        assert_eq!(Timestamp::from_unix(1_795_886_915).format_rfc3339(), "2026-11-28T17:28:35Z");
-        assert_eq!(Timestamp::from_unix(951_782_400).format_rfc3339(), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_unix(1_795_886_915).format_rfc3339(),
+            "2026-11-28T17:28:35Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix(951_782_400).format_rfc3339(),
+            "2000-02-29T00:00:00Z"
+        );
         let t = Timestamp::parse_rfc3339("2026-11-28T18:28:35+01:00").unwrap();
         assert_eq!(t.to_unix(), 1_795_886_915);
         assert_eq!(t.to_utc().format_rfc3339(), "2026-11-28T17:28:35Z");

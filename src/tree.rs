@@ -16,7 +16,10 @@ pub enum Key {
     Comment(String),
     /// A key that resolved to a non-string scalar; `type_name` is the Go type
     /// sops reports (`int`, `bool`, `float64`, `<nil>`, ...), `text` its source.
-    NonString { type_name: &'static str, text: String },
+    NonString {
+        type_name: &'static str,
+        text: String,
+    },
 }
 
 impl Key {
@@ -64,10 +67,7 @@ impl Branch {
     }
     /// The first item whose key is the string `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|i| i.key.as_str() == Some(key))
-            .map(|i| &i.value)
+        self.0.iter().find(|i| i.key.as_str() == Some(key)).map(|i| &i.value)
     }
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.0

@@ -4,6 +4,10 @@
 use crate::tree::{Branch, Value};
 use std::fmt;
 
+pub mod binary;
+pub mod dotenv;
+pub mod flatten;
+pub mod ini;
 pub mod json;
 pub mod yaml;
 
@@ -47,4 +51,54 @@ pub trait Store {
     fn emit(&self, branches: &[Branch]) -> Result<Vec<u8>, StoreError>;
     /// Print a single value (for `--extract` of a non-string, non-map value).
     fn emit_value(&self, value: &Value) -> Result<Vec<u8>, StoreError>;
+}
+
+/// The file formats sops knows (spec §8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+    Dotenv,
+    Ini,
+    Binary,
+}
+
+impl Format {
+    /// `--input-type` / `--output-type` values; anything else is ignored by
+    /// sops (the extension decides), so this returns `None` for it.
+    pub fn from_type_name(name: &str) -> Option<Format> {
+        Some(match name {
+            "yaml" => Format::Yaml,
+            "json" => Format::Json,
+            "dotenv" => Format::Dotenv,
+            "ini" => Format::Ini,
+            "binary" => Format::Binary,
+            _ => return None,
+        })
+    }
+
+    /// The format sops infers from a file name's extension.
+    pub fn from_path(path: &str) -> Format {
+        if path.ends_with(".yaml") || path.ends_with(".yml") {
+            Format::Yaml
+        } else if path.ends_with(".json") {
+            Format::Json
+        } else if path.ends_with(".env") {
+            Format::Dotenv
+        } else if path.ends_with(".ini") {
+            Format::Ini
+        } else {
+            Format::Binary
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json => "json",
+            Format::Dotenv => "dotenv",
+            Format::Ini => "ini",
+            Format::Binary => "binary",
+        }
+    }
 }

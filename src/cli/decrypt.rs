@@ -1,0 +1,183 @@
+//! `decrypt` (and legacy `-d`): sops file in, plaintext out.
+
+use crate::cli::common::{self, codes, CliError, CliResult, Destination};
+use rsops::cipher::ValueCipher;
+use rsops::crypt::decrypt_document;
+use rsops::keys::{recover_data_key, Keyring};
+use rsops::metadata::Metadata;
+use rsops::sopsfile::{self, LoadError, StoreSettings};
+use rsops::stores::Format;
+use rsops::timefmt::Timestamp;
+use rsops::tree::{Document, Value};
+use rsops::treepath;
+use std::path::PathBuf;
+
+pub struct DecryptRequest {
+    pub file: Option<PathBuf>,
+    pub filename_override: Option<String>,
+    pub in_place: bool,
+    pub output: Option<PathBuf>,
+    pub extract: Option<String>,
+    pub input_type: Option<String>,
+    pub output_type: Option<String>,
+    pub ignore_mac: bool,
+    pub decryption_order: Option<String>,
+    pub config_path: Option<PathBuf>,
+    pub indent: Option<i64>,
+}
+
+/// A decrypted file with what is needed to write it back.
+pub struct Opened {
+    pub doc: Document,
+    pub metadata: Metadata,
+    pub cipher: ValueCipher,
+}
+
+/// Load, recover the data key, decrypt and verify the MAC (unless ignored).
+pub fn open_encrypted(
+    input: &[u8],
+    format: Format,
+    settings: &StoreSettings,
+    keyring: &Keyring,
+    order: &[String],
+    ignore_mac: bool,
+    keep_ivs: bool,
+) -> CliResult<Opened> {
+    let (mut doc, metadata) = sopsfile::load_encrypted(format, settings, input).map_err(|e| match e {
+        LoadError::Parse(e) => CliError::new(
+            codes::GENERIC,
+            format!("Error unmarshalling input {}: {e}", format.name()),
+        ),
+        LoadError::Metadata(e) => CliError::new(codes::GENERIC, e.to_string())
+            .hint("this file does not look like a sops-encrypted file; check --input-type, or encrypt it first"),
+    })?;
+    let key = recover_data_key(&metadata, keyring, order)
+        .map_err(|e| CliError::new(codes::COULD_NOT_RETRIEVE_KEY, e.to_string()))?;
+    let mut cipher = ValueCipher::new(&key);
+    if keep_ivs {
+        cipher = cipher.with_stash();
+    }
+    let selector = metadata
+        .selectors
+        .compile()
+        .map_err(|e| CliError::new(codes::GENERIC, e.to_string()))?;
+    let outcome = decrypt_document(&mut doc, &mut cipher, &selector, metadata.mac_only_encrypted)
+        .map_err(|e| CliError::new(codes::ERROR_DECRYPTING_TREE, format!("Error decrypting tree: {e}")))?;
+    for w in &outcome.warnings {
+        common::warn(w);
+    }
+    if !ignore_mac {
+        verify_mac(&metadata, &mut cipher, &outcome.mac)?;
+    }
+    Ok(Opened { doc, metadata, cipher })
+}
+
+/// Compare the stored MAC with the recomputed one (§5.4).
+fn verify_mac(metadata: &Metadata, cipher: &mut ValueCipher, computed: &str) -> CliResult<()> {
+    let hint = "the file was changed outside sops/rsops, or is corrupted; --ignore-mac skips this check";
+    if metadata.mac.is_empty() {
+        return Err(CliError::new(codes::MAC_MISMATCH, "MAC mismatch. File has no MAC").hint(hint));
+    }
+    let aad = Timestamp::parse_rfc3339(&metadata.last_modified)
+        .map(|t| t.format_rfc3339())
+        .unwrap_or_default();
+    let stored = cipher
+        .decrypt_raw(&metadata.mac, aad.as_bytes())
+        .map_err(|e| CliError::new(codes::MAC_MISMATCH, format!("Cannot decrypt MAC: {e}")).hint(hint))?;
+    let stored = String::from_utf8_lossy(&stored.0).into_owned();
+    if stored != computed {
+        return Err(CliError::new(
+            codes::MAC_MISMATCH,
+            format!("MAC mismatch. File has {stored}, computed {computed}"),
+        )
+        .hint(hint));
+    }
+    Ok(())
+}
+
+pub fn run(req: DecryptRequest) -> CliResult<()> {
+    if req.in_place && req.output.is_some() {
+        return Err(CliError::new(
+            codes::CONFLICTING_PARAMETERS,
+            "cannot operate on both --output and --in-place",
+        ));
+    }
+    if req.file.is_none() && req.in_place {
+        return Err(CliError::new(
+            codes::CONFLICTING_PARAMETERS,
+            "cannot use --in-place when reading from stdin",
+        ));
+    }
+    let extract = match req.extract.as_deref() {
+        Some(e) => treepath::parse(e).map_err(|m| CliError::new(codes::INVALID_TREE_PATH_FORMAT, m))?,
+        None => Vec::new(),
+    };
+    if let Some(f) = &req.file {
+        common::require_existing(f)?;
+    }
+    let order = common::decryption_order(&req.decryption_order)?;
+    let name = req
+        .filename_override
+        .clone()
+        .or_else(|| req.file.as_ref().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let cwd = common::cwd()?;
+    let config = common::load_config(req.config_path.as_deref(), &cwd)?;
+    let settings = common::store_settings(config.as_ref(), req.indent);
+    let (in_format, out_format) = common::formats(&name, req.input_type.as_deref(), req.output_type.as_deref());
+    let input = common::read_input(req.file.as_deref())?;
+    let keyring = common::keyring_from_env();
+    let opened = open_encrypted(&input, in_format, &settings, &keyring, &order, req.ignore_mac, false)?;
+    drop(input);
+
+    let dump_err = |e: rsops::stores::StoreError| {
+        let mut err = CliError::new(codes::ERROR_DUMPING_TREE, format!("Error dumping file: {e}"));
+        if out_format == Format::Binary && req.output_type.is_none() {
+            err =
+                err.hint("the output format is taken from the file extension; pass --output-type yaml|json|dotenv|ini");
+        }
+        err
+    };
+    let out = if extract.is_empty() {
+        sopsfile::emit_plain(out_format, &settings, &opened.doc).map_err(dump_err)?
+    } else {
+        let fields = if out_format == Format::Json {
+            ("Key", "Value")
+        } else {
+            ("key", "value")
+        };
+        let (value, entry) = treepath::get(&opened.doc, &extract, fields)
+            .map_err(|m| CliError::new(codes::GENERIC, format!("error truncating tree: {m}")))?
+            .ok_or_else(|| CliError::new(codes::GENERIC, "error truncating tree: empty path"))?;
+        match &value {
+            Value::Str(s) => s.as_bytes().to_vec(),
+            Value::Bytes(b) => b.clone(),
+            Value::Map(b) if !entry => {
+                if out_format == Format::Binary {
+                    return Err(CliError::new(
+                        codes::GENERIC,
+                        "Binary files are not structured and extracting a single value is not possible",
+                    ));
+                }
+                let sub = Document::new(vec![b.clone()]);
+                sopsfile::emit_plain(out_format, &settings, &sub).map_err(dump_err)?
+            }
+            other => {
+                if out_format == Format::Binary {
+                    return Err(CliError::new(
+                        codes::GENERIC,
+                        "Binary files are not structured and extracting a single value is not possible",
+                    ));
+                }
+                sopsfile::emit_value(out_format, &settings, other).map_err(dump_err)?
+            }
+        }
+    };
+    let out = zeroize::Zeroizing::new(out);
+    let dest = match (&req.output, req.in_place, &req.file) {
+        (Some(o), _, _) => Destination::File(o),
+        (None, true, Some(f)) => Destination::File(f),
+        _ => Destination::Stdout,
+    };
+    common::write_output(dest, &out)
+}

@@ -1,0 +1,207 @@
+//! `encrypt` (and legacy `-e`): plaintext file in, sops file out.
+
+use crate::cli::common::{self, codes, CliError, CliResult, Destination};
+use rsops::cipher::{DataKey, ValueCipher};
+use rsops::config::Config;
+use rsops::crypt::encrypt_document;
+use rsops::keys::{wrap_data_key, Keyring};
+use rsops::metadata::{KeyGroup, Metadata, EMULATED_SOPS_VERSION};
+use rsops::policy::{Selector, SelectorSpec};
+use rsops::sopsfile;
+use rsops::stores::Format;
+use rsops::timefmt::Timestamp;
+use rsops::tree::Document;
+use std::path::{Path, PathBuf};
+
+/// Key and selector choices for a new file, from flags; merged with the
+/// creation rule by [`build_metadata`].
+#[derive(Clone, Default)]
+pub struct NewFileOptions {
+    pub keys: KeyGroup,
+    pub selectors: SelectorSpec,
+    pub threshold: usize,
+    pub mac_only_encrypted: bool,
+}
+
+/// Everything `encrypt` needs, resolved from flags by the caller.
+pub struct EncryptRequest {
+    pub file: Option<PathBuf>,
+    pub filename_override: Option<String>,
+    pub in_place: bool,
+    pub output: Option<PathBuf>,
+    pub input_type: Option<String>,
+    pub output_type: Option<String>,
+    pub options: NewFileOptions,
+    pub config_path: Option<PathBuf>,
+    pub indent: Option<i64>,
+}
+
+const ALREADY_ENCRYPTED: &str = "The file you have provided contains a top-level entry called 'sops', or for flat file formats \
+like INI and dotenv, contains keys starting with 'sops_'. This is generally due to the file already being encrypted. \
+SOPS uses a top-level entry called 'sops' to store the metadata required to decrypt the file. For this reason, SOPS can \
+not encrypt files that already contain such an entry.";
+
+pub fn run(req: EncryptRequest) -> CliResult<()> {
+    if req.in_place && req.output.is_some() {
+        return Err(CliError::new(
+            codes::CONFLICTING_PARAMETERS,
+            "cannot operate on both --output and --in-place",
+        ));
+    }
+    let name = match (&req.filename_override, &req.file) {
+        (Some(o), _) => o.clone(),
+        (None, Some(f)) => f.to_string_lossy().into_owned(),
+        (None, None) => {
+            return Err(CliError::new(
+                codes::CONFLICTING_PARAMETERS,
+                "must specify --filename-override when reading from stdin",
+            )
+            .hint("pass --filename-override secrets.yaml so rsops knows the format and the creation rule"))
+        }
+    };
+    if req.file.is_none() && req.in_place {
+        return Err(CliError::new(
+            codes::CONFLICTING_PARAMETERS,
+            "cannot use --in-place when reading from stdin",
+        ));
+    }
+    if let Some(f) = &req.file {
+        common::require_existing(f)?;
+    }
+    let cwd = common::cwd()?;
+    let config = common::load_config(req.config_path.as_deref(), &cwd)?;
+    let (in_format, out_format) = common::formats(&name, req.input_type.as_deref(), req.output_type.as_deref());
+    let settings = common::store_settings(config.as_ref(), req.indent);
+    let mut metadata = build_metadata(&req.options, config.as_ref(), Path::new(&name), &cwd, in_format)?;
+
+    let input = common::read_input(req.file.as_deref())?;
+    let mut doc = sopsfile::load_plain(in_format, &settings, &input).map_err(|e| {
+        if e.message == rsops::stores::yaml::UINT64_ERROR {
+            // sops parses these and fails when walking the tree (exit 23).
+            return CliError::new(
+                codes::ERROR_ENCRYPTING_TREE,
+                format!("Error encrypting tree: Error walking tree: {e}"),
+            )
+            .hint("integers above 9223372036854775807 cannot be encrypted; quote the value to keep it as a string");
+        }
+        CliError::new(
+            codes::COULD_NOT_READ_INPUT_FILE,
+            format!("Error unmarshalling file: {e}"),
+        )
+    })?;
+    drop(input);
+    if doc.branches.is_empty() {
+        return Err(CliError::new(
+            codes::NEED_AT_LEAST_ONE_DOCUMENT,
+            "File cannot be completely empty, it must contain at least one document",
+        ));
+    }
+    if sopsfile::has_metadata(in_format, &doc) {
+        return Err(CliError::new(codes::FILE_ALREADY_ENCRYPTED, ALREADY_ENCRYPTED)
+            .hint(format!("to edit an encrypted file, run: rsops edit {name}")));
+    }
+
+    let keyring = common::keyring_from_env();
+    encrypt_tree(&mut doc, &mut metadata, &keyring, in_format)?;
+    let out = sopsfile::emit_encrypted(out_format, &settings, &mut doc, &metadata)
+        .map_err(|e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Could not marshal tree: {e}")))?;
+    let dest = match (&req.output, req.in_place, &req.file) {
+        (Some(o), _, _) => Destination::File(o),
+        (None, true, Some(f)) => Destination::File(f),
+        _ => Destination::Stdout,
+    };
+    common::write_output(dest, &out)
+}
+
+/// Key groups, selectors, threshold and MAC mode from flags and the
+/// matching creation rule (flags win field by field, §4.3, §10.3).
+pub fn build_metadata(
+    opts: &NewFileOptions,
+    config: Option<&Config>,
+    name: &Path,
+    cwd: &Path,
+    format: Format,
+) -> CliResult<Metadata> {
+    let rule = common::creation_rule(config, name, cwd)?;
+    let key_groups = if !opts.keys.is_empty() {
+        vec![opts.keys.clone()]
+    } else if let Some(r) = rule.filter(|r| !r.key_groups.is_empty()) {
+        r.key_groups.clone()
+    } else {
+        return Err(CliError::new(
+            codes::GENERIC,
+            "config file not found, or has no creation rules, and no keys provided through command line options",
+        )
+        .hint("pass recipients with --age (or SOPS_AGE_RECIPIENTS), or add a creation rule to .sops.yaml"));
+    };
+    let mut selectors = opts.selectors.clone();
+    let mut threshold = opts.threshold;
+    let mut mac_only = opts.mac_only_encrypted;
+    if let Some(r) = rule {
+        selectors = selectors.or(&r.selectors);
+        if threshold == 0 {
+            threshold = r.shamir_threshold;
+        }
+        mac_only |= r.mac_only_encrypted;
+    }
+    if format == Format::Binary {
+        if selectors.count_set() > 0 {
+            common::warn("selectors (encrypted/unencrypted suffix and regex) are ignored for binary files");
+        }
+        selectors = SelectorSpec::default();
+        mac_only = false;
+    } else {
+        if selectors.count_set() > 1 {
+            return Err(CliError::new(
+                codes::CONFLICTING_PARAMETERS,
+                rsops::policy::PolicyError::MoreThanOne.to_string(),
+            ));
+        }
+        if selectors.count_set() == 0 {
+            selectors.unencrypted_suffix = rsops::policy::DEFAULT_UNENCRYPTED_SUFFIX.to_string();
+        }
+    }
+    Ok(Metadata {
+        key_groups,
+        shamir_threshold: threshold,
+        last_modified: String::new(),
+        mac: String::new(),
+        selectors,
+        mac_only_encrypted: mac_only,
+        version: EMULATED_SOPS_VERSION.to_string(),
+    })
+}
+
+/// Generate and wrap a data key, encrypt the tree, set `lastmodified` and
+/// the encrypted MAC.
+pub fn encrypt_tree(doc: &mut Document, metadata: &mut Metadata, keyring: &Keyring, format: Format) -> CliResult<()> {
+    let selector = if format == Format::Binary {
+        Selector::All
+    } else {
+        metadata
+            .selectors
+            .compile()
+            .map_err(|e| CliError::new(codes::CONFLICTING_PARAMETERS, e.to_string()))?
+    };
+    let key = DataKey::generate();
+    wrap_data_key(metadata, &key, keyring).map_err(|errs| {
+        CliError::new(
+            codes::GENERIC,
+            format!("Could not generate data key: [{}]", errs.join(" ")),
+        )
+    })?;
+    let cipher = ValueCipher::new(&key);
+    seal(doc, metadata, &cipher, &selector)
+}
+
+/// Encrypt the tree with an existing cipher and store the MAC.
+pub fn seal(doc: &mut Document, metadata: &mut Metadata, cipher: &ValueCipher, selector: &Selector) -> CliResult<()> {
+    let outcome = encrypt_document(doc, cipher, selector, metadata.mac_only_encrypted)
+        .map_err(|e| CliError::new(codes::ERROR_ENCRYPTING_TREE, format!("Error encrypting tree: {e}")))?;
+    for w in outcome.warnings {
+        common::warn(&w);
+    }
+    metadata.last_modified = Timestamp::now_utc().format_rfc3339();
+    metadata.mac = cipher.encrypt_bytes(outcome.mac.as_bytes(), "str", metadata.last_modified.as_bytes());
+    Ok(())
+}

@@ -1,0 +1,1370 @@
+//! Emission: sops' tree → go-yaml node events (as sops 3.11's
+//! `appendTreeBranch`/`appendSequence` and go-yaml's encoder build them) →
+//! a port of go-yaml v3's `emitterc.go` state machine (block styles; flow
+//! only for empty collections, which is all sops ever produces).
+
+use super::resolve::{is_base60_float, is_old_bool, resolve_plain, Tag};
+use crate::gofmt::format_float_yaml;
+use crate::tree::{Branch, Item, Key, Value};
+use base64::Engine;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    StreamStart,
+    FirstDocumentStart,
+    DocumentStart,
+    DocumentContent,
+    DocumentEnd,
+    FlowSequenceFirstItem,
+    FlowMappingFirstKey,
+    BlockSequenceFirstItem,
+    BlockSequenceItem,
+    BlockMappingFirstKey,
+    BlockMappingKey,
+    BlockMappingSimpleValue,
+    BlockMappingValue,
+    End,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum EvKind {
+    StreamStart,
+    StreamEnd,
+    DocStart,
+    DocEnd,
+    MapStart,
+    MapEnd,
+    SeqStart,
+    SeqEnd,
+    Scalar,
+}
+
+/// One emitter event. Comments are full `#`-prefixed texts.
+struct Ev<'a> {
+    kind: EvKind,
+    /// Collection is empty (go-yaml looks one event ahead for this).
+    empty: bool,
+    value: &'a str,
+    tag: &'a str,
+    style: Style,
+    analysis: Option<Analysis>,
+    head: String,
+    foot: String,
+    tail: String,
+}
+
+impl<'a> Ev<'a> {
+    fn new(kind: EvKind) -> Ev<'a> {
+        Ev {
+            kind,
+            empty: false,
+            value: "",
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+            head: String::new(),
+            foot: String::new(),
+            tail: String::new(),
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Analysis {
+    multiline: bool,
+    flow_plain_allowed: bool,
+    block_plain_allowed: bool,
+    single_quoted_allowed: bool,
+    block_allowed: bool,
+}
+
+#[inline]
+fn at(v: &[u8], i: usize) -> u8 {
+    v.get(i).copied().unwrap_or(0)
+}
+
+#[inline]
+fn width(b: u8) -> usize {
+    if b & 0x80 == 0 {
+        1
+    } else if b & 0xE0 == 0xC0 {
+        2
+    } else if b & 0xF0 == 0xE0 {
+        3
+    } else if b & 0xF8 == 0xF0 {
+        4
+    } else {
+        1
+    }
+}
+
+fn is_break(v: &[u8], i: usize) -> bool {
+    match at(v, i) {
+        b'\r' | b'\n' => true,
+        0xC2 => at(v, i + 1) == 0x85,
+        0xE2 => at(v, i + 1) == 0x80 && (at(v, i + 2) == 0xA8 || at(v, i + 2) == 0xA9),
+        _ => false,
+    }
+}
+
+fn is_blank(v: &[u8], i: usize) -> bool {
+    let b = at(v, i);
+    b == b' ' || b == b'\t'
+}
+
+/// go-yaml's `is_bom` looks at the start of the buffer, not at `i`: once a
+/// value starts with U+FEFF every character of it is escaped. Reproduced
+/// because sops's output depends on it (`"\uFEFF\x78"` for "\u{feff}x").
+fn is_bom(v: &[u8], _i: usize) -> bool {
+    at(v, 0) == 0xEF && at(v, 1) == 0xBB && at(v, 2) == 0xBF
+}
+
+/// go-yaml's `is_printable` (note: excludes all 4-byte characters).
+fn is_printable(v: &[u8], i: usize) -> bool {
+    let b = at(v, i);
+    let b1 = at(v, i + 1);
+    let b2 = at(v, i + 2);
+    b == 0x0A
+        || (0x20..=0x7E).contains(&b)
+        || (b == 0xC2 && b1 >= 0xA0)
+        || (b > 0xC2 && b < 0xED)
+        || (b == 0xED && b1 < 0xA0)
+        || b == 0xEE
+        || (b == 0xEF && !(b1 == 0xBB && b2 == 0xBF) && !(b1 == 0xBF && (b2 == 0xBE || b2 == 0xBF)))
+}
+
+fn analyze_scalar(value: &str) -> Analysis {
+    let v = value.as_bytes();
+    if v.is_empty() {
+        return Analysis {
+            multiline: false,
+            flow_plain_allowed: false,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
+    }
+    let mut block_indicators = false;
+    let mut flow_indicators = false;
+    let mut line_breaks = false;
+    let mut special_characters = false;
+    let mut tab_characters = false;
+    let mut leading_space = false;
+    let mut leading_break = false;
+    let mut trailing_space = false;
+    let mut trailing_break = false;
+    let mut break_space = false;
+    let mut space_break = false;
+    let mut previous_space = false;
+    let mut previous_break = false;
+
+    if v.len() >= 3 && (v.starts_with(b"---") || v.starts_with(b"...")) {
+        block_indicators = true;
+        flow_indicators = true;
+    }
+    let mut preceded_by_whitespace = true;
+    let mut i = 0;
+    while i < v.len() {
+        let w = width(v[i]);
+        let followed_by_whitespace = i + w >= v.len() || is_blank(v, i + w);
+        let c = v[i];
+        if i == 0 {
+            match c {
+                b'#' | b',' | b'[' | b']' | b'{' | b'}' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%'
+                | b'@' | b'`' => {
+                    flow_indicators = true;
+                    block_indicators = true;
+                }
+                b'?' | b':' => {
+                    flow_indicators = true;
+                    if followed_by_whitespace {
+                        block_indicators = true;
+                    }
+                }
+                b'-' if followed_by_whitespace => {
+                    flow_indicators = true;
+                    block_indicators = true;
+                }
+                _ => {}
+            }
+        } else {
+            match c {
+                b',' | b'?' | b'[' | b']' | b'{' | b'}' => flow_indicators = true,
+                b':' => {
+                    flow_indicators = true;
+                    if followed_by_whitespace {
+                        block_indicators = true;
+                    }
+                }
+                b'#' if preceded_by_whitespace => {
+                    flow_indicators = true;
+                    block_indicators = true;
+                }
+                _ => {}
+            }
+        }
+        if c == b'\t' {
+            tab_characters = true;
+        } else if if c < 0x80 {
+            !(c == b'\n' || (0x20..=0x7E).contains(&c))
+        } else {
+            !is_printable(v, i)
+        } {
+            special_characters = true;
+        }
+        let brk = if c < 0x80 {
+            c == b'\n' || c == b'\r'
+        } else {
+            is_break(v, i)
+        };
+        if c == b' ' {
+            if i == 0 {
+                leading_space = true;
+            }
+            if i + w == v.len() {
+                trailing_space = true;
+            }
+            if previous_break {
+                break_space = true;
+            }
+            previous_space = true;
+            previous_break = false;
+        } else if brk {
+            line_breaks = true;
+            if i == 0 {
+                leading_break = true;
+            }
+            if i + w == v.len() {
+                trailing_break = true;
+            }
+            if previous_space {
+                space_break = true;
+            }
+            previous_space = false;
+            previous_break = true;
+        } else {
+            previous_space = false;
+            previous_break = false;
+        }
+        preceded_by_whitespace = c == b' ' || c == b'\t' || brk;
+        i += w;
+    }
+    let mut a = Analysis {
+        multiline: line_breaks,
+        flow_plain_allowed: true,
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
+    if leading_space || leading_break || trailing_space || trailing_break {
+        a.flow_plain_allowed = false;
+        a.block_plain_allowed = false;
+    }
+    if trailing_space {
+        a.block_allowed = false;
+    }
+    if break_space {
+        a.flow_plain_allowed = false;
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+    }
+    if space_break || tab_characters || special_characters {
+        a.flow_plain_allowed = false;
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+    }
+    if space_break || special_characters {
+        a.block_allowed = false;
+    }
+    if line_breaks {
+        a.flow_plain_allowed = false;
+        a.block_plain_allowed = false;
+    }
+    if flow_indicators {
+        a.flow_plain_allowed = false;
+    }
+    if block_indicators {
+        a.block_plain_allowed = false;
+    }
+    a
+}
+
+/// `yaml_emitter_select_scalar_style` (block context, not canonical).
+fn select_style(requested: Style, a: &Analysis, value: &str, simple_key: bool, no_tag: bool, implicit: bool) -> Style {
+    let mut style = requested;
+    if simple_key && a.multiline {
+        style = Style::Double;
+    }
+    if style == Style::Plain {
+        if !a.block_plain_allowed {
+            style = Style::Single;
+        }
+        if value.is_empty() && simple_key {
+            style = Style::Single;
+        }
+        if no_tag && !implicit {
+            style = Style::Single;
+        }
+    }
+    if style == Style::Single && !a.single_quoted_allowed {
+        style = Style::Double;
+    }
+    if style == Style::Literal && (!a.block_allowed || simple_key) {
+        style = Style::Double;
+    }
+    style
+}
+
+/// How go-yaml renders one tree scalar as a key or value node: its text,
+/// tag and the style the node ends up with after sops' `Node.Encode`
+/// round trip (encode at document root, re-parse, re-emit).
+pub struct ScalarRepr<'a> {
+    pub text: std::borrow::Cow<'a, str>,
+    pub tag: &'static str,
+    pub style: Style,
+    analysis: Option<Analysis>,
+}
+
+fn encode_base64_lines(b: &[u8]) -> String {
+    // go-yaml breaks base64 into 70-column lines when it is that long.
+    let enc = base64::engine::general_purpose::STANDARD.encode(b);
+    const LINE: usize = 70;
+    let lines = enc.len() / LINE + 1;
+    if lines <= 1 {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + lines);
+    let mut i = 0;
+    while i < enc.len() {
+        let j = (i + LINE).min(enc.len());
+        out.push_str(&enc[i..j]);
+        out.push('\n');
+        i = j;
+    }
+    out
+}
+
+/// sops builds each scalar node with `Node.Encode`, which emits the value
+/// on its own and parses it back; if that text does not parse (go-yaml
+/// cannot read its own literal block when the first line starts with a
+/// tab), the error is ignored and the empty node is written as `null`.
+fn string_node<'a>(s: &'a str) -> ScalarRepr<'a> {
+    use std::borrow::Cow;
+    let (style, tag, a) = string_repr(s);
+    if style == Style::Literal && s.starts_with('\t') {
+        return ScalarRepr {
+            text: Cow::Borrowed("null"),
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+        };
+    }
+    ScalarRepr {
+        text: Cow::Borrowed(s),
+        tag,
+        style,
+        analysis: Some(a),
+    }
+}
+
+fn string_repr(s: &str) -> (Style, &'static str, Analysis) {
+    let (rtag, _) = resolve_plain(s);
+    let can_use_plain = rtag == Tag::Str && !(is_base60_float(s) || is_old_bool(s));
+    let requested = if s.contains('\n') {
+        Style::Literal
+    } else if can_use_plain {
+        Style::Plain
+    } else {
+        Style::Double
+    };
+    // First pass: the node is encoded on its own, at the document root.
+    let a = analyze_scalar(s);
+    let style = select_style(requested, &a, s, false, true, true);
+    // A plain `<<` re-parses as a merge key and keeps that tag.
+    let tag = if style == Style::Plain && s == "<<" {
+        "!!merge"
+    } else {
+        ""
+    };
+    (style, tag, a)
+}
+
+pub fn scalar_repr(v: &Value) -> Option<ScalarRepr<'_>> {
+    use std::borrow::Cow;
+    Some(match v {
+        Value::Null => ScalarRepr {
+            text: Cow::Borrowed("null"),
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+        },
+        Value::Bool(b) => ScalarRepr {
+            text: Cow::Borrowed(if *b { "true" } else { "false" }),
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+        },
+        Value::Int(i) => ScalarRepr {
+            text: Cow::Owned(i.to_string()),
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+        },
+        Value::Float(f) => ScalarRepr {
+            text: Cow::Owned(format_float_yaml(*f)),
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+        },
+        Value::Time(t) => ScalarRepr {
+            text: Cow::Borrowed(t.as_str()),
+            tag: "",
+            style: Style::Plain,
+            analysis: None,
+        },
+        Value::Str(s) => string_node(s),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => string_node(s),
+            Err(_) => {
+                let text = encode_base64_lines(b);
+                let requested = if text.contains('\n') {
+                    Style::Literal
+                } else {
+                    Style::Plain
+                };
+                let a = analyze_scalar(&text);
+                let style = select_style(requested, &a, &text, false, false, false);
+                ScalarRepr {
+                    text: Cow::Owned(text),
+                    tag: "!!binary",
+                    style,
+                    analysis: Some(a),
+                }
+            }
+        },
+        Value::Comment(_) | Value::Map(_) | Value::List(_) => return None,
+    })
+}
+
+fn key_repr(k: &Key) -> ScalarRepr<'_> {
+    use std::borrow::Cow;
+    match k {
+        Key::Str(s) | Key::Comment(s) => string_node(s),
+        Key::NonString { type_name, text } => {
+            // Go re-encodes the decoded key value: rebuild it from its text.
+            use super::resolve::Resolved;
+            let v = match (*type_name, resolve_plain(text).1) {
+                ("<nil>", _) => Value::Null,
+                (_, Resolved::Int(i)) => Value::Int(i),
+                (_, Resolved::Uint(u)) => Value::Str(u.to_string()),
+                (_, Resolved::Float(f)) => Value::Float(f),
+                (_, Resolved::Bool(b)) => Value::Bool(b),
+                (_, Resolved::Time(t)) => Value::Time(t),
+                _ => Value::Str(text.clone()),
+            };
+            let uint = matches!(resolve_plain(text).1, Resolved::Uint(_));
+            match scalar_repr(&v) {
+                Some(r) => {
+                    let (tag, style, analysis) = (r.tag, if uint { Style::Plain } else { r.style }, r.analysis);
+                    ScalarRepr {
+                        text: Cow::Owned(r.text.into_owned()),
+                        tag,
+                        style,
+                        analysis,
+                    }
+                }
+                None => ScalarRepr {
+                    text: Cow::Borrowed("null"),
+                    tag: "",
+                    style: Style::Plain,
+                    analysis: None,
+                },
+            }
+        }
+    }
+}
+
+fn join_comments(lines: &[&str]) -> String {
+    let mut s = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push('#');
+        s.push_str(l);
+    }
+    s
+}
+
+pub struct Emitter {
+    out: Vec<u8>,
+    best_indent: i64,
+    state: State,
+    states: Vec<State>,
+    indent: i64,
+    indents: Vec<i64>,
+    flow_level: i64,
+    column: i64,
+    whitespace: bool,
+    indention: bool,
+    open_ended: bool,
+    foot_indent: i64,
+    simple_key_context: bool,
+    root_context: bool,
+    head_comment: String,
+    line_comment: String,
+    foot_comment: String,
+    tail_comment: String,
+    key_line_comment: String,
+    // Per-scalar data set by the analysis step.
+    scalar_style: Style,
+    analysis: Analysis,
+}
+
+impl Emitter {
+    pub fn new(indent: usize) -> Emitter {
+        let mut best_indent = indent as i64;
+        if !(2..=9).contains(&best_indent) {
+            best_indent = 2;
+        }
+        Emitter {
+            out: Vec::new(),
+            best_indent,
+            state: State::StreamStart,
+            states: Vec::new(),
+            indent: -1,
+            indents: Vec::new(),
+            flow_level: 0,
+            column: 0,
+            whitespace: true,
+            indention: true,
+            open_ended: false,
+            foot_indent: -1,
+            simple_key_context: false,
+            root_context: false,
+            head_comment: String::new(),
+            line_comment: String::new(),
+            foot_comment: String::new(),
+            tail_comment: String::new(),
+            key_line_comment: String::new(),
+            scalar_style: Style::Plain,
+            analysis: Analysis::default(),
+        }
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+
+    // ---- low-level writers ----
+
+    fn put(&mut self, b: u8) {
+        self.out.push(b);
+        self.column += 1;
+    }
+
+    fn put_break(&mut self) {
+        self.out.push(b'\n');
+        self.column = 0;
+        self.indention = true;
+    }
+
+    /// Write one character starting at `v[*i]`.
+    fn write(&mut self, v: &[u8], i: &mut usize) {
+        let w = width(v[*i]).min(v.len() - *i);
+        self.out.extend_from_slice(&v[*i..*i + w]);
+        self.column += 1;
+        *i += w;
+    }
+
+    fn write_all(&mut self, s: &[u8]) {
+        let mut i = 0;
+        while i < s.len() {
+            self.write(s, &mut i);
+        }
+    }
+
+    fn write_break(&mut self, v: &[u8], i: &mut usize) {
+        if v[*i] == b'\n' {
+            self.put_break();
+            *i += 1;
+        } else {
+            self.write(v, i);
+            self.column = 0;
+            self.indention = true;
+        }
+    }
+
+    fn write_indent(&mut self) {
+        let indent = self.indent.max(0);
+        if !self.indention || self.column > indent || (self.column == indent && !self.whitespace) {
+            self.put_break();
+        }
+        if self.foot_indent == indent {
+            self.put_break();
+        }
+        while self.column < indent {
+            self.put(b' ');
+        }
+        self.whitespace = true;
+        self.foot_indent = -1;
+    }
+
+    fn write_indicator(&mut self, ind: &[u8], need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
+        if need_whitespace && !self.whitespace {
+            self.put(b' ');
+        }
+        self.write_all(ind);
+        self.whitespace = is_whitespace;
+        self.indention = self.indention && is_indention;
+        self.open_ended = false;
+    }
+
+    fn write_tag_handle(&mut self, value: &[u8]) {
+        if !self.whitespace {
+            self.put(b' ');
+        }
+        self.write_all(value);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_comment(&mut self, comment: &[u8]) {
+        let mut breaks = false;
+        let mut pound = false;
+        let mut i = 0;
+        while i < comment.len() {
+            if is_break(comment, i) {
+                self.write_break(comment, &mut i);
+                breaks = true;
+                pound = false;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                if !pound {
+                    if comment[i] != b'#' {
+                        self.put(b'#');
+                        self.put(b' ');
+                    }
+                    pound = true;
+                }
+                // Copy a run of ordinary characters at once.
+                let st = i;
+                while i < comment.len() && !is_break(comment, i) {
+                    i += width(comment[i]);
+                    self.column += 1;
+                }
+                let end = i.min(comment.len());
+                self.out.extend_from_slice(&comment[st..end]);
+                i = end;
+                self.indention = false;
+                breaks = false;
+            }
+        }
+        if !breaks {
+            self.put_break();
+        }
+        self.whitespace = true;
+    }
+
+    fn process_head_comment(&mut self) {
+        if !self.tail_comment.is_empty() {
+            self.write_indent();
+            let c = std::mem::take(&mut self.tail_comment);
+            self.write_comment(c.as_bytes());
+            self.foot_indent = self.indent.max(0);
+        }
+        if self.head_comment.is_empty() {
+            return;
+        }
+        self.write_indent();
+        let c = std::mem::take(&mut self.head_comment);
+        self.write_comment(c.as_bytes());
+    }
+
+    fn process_line_comment(&mut self) {
+        if self.line_comment.is_empty() {
+            return;
+        }
+        if !self.whitespace {
+            self.put(b' ');
+        }
+        let c = std::mem::take(&mut self.line_comment);
+        self.write_comment(c.as_bytes());
+    }
+
+    fn process_foot_comment(&mut self) {
+        if self.foot_comment.is_empty() {
+            return;
+        }
+        self.write_indent();
+        let c = std::mem::take(&mut self.foot_comment);
+        self.write_comment(c.as_bytes());
+        self.foot_indent = self.indent.max(0);
+    }
+
+    fn increase_indent(&mut self, flow: bool, indentless: bool) {
+        self.indents.push(self.indent);
+        if self.indent < 0 {
+            self.indent = if flow { self.best_indent } else { 0 };
+        } else if !indentless {
+            if self.states.last() == Some(&State::BlockSequenceItem) {
+                // The first indent inside a sequence skips the "- ".
+                self.indent += 2;
+            } else {
+                self.indent = self.best_indent * ((self.indent + self.best_indent) / self.best_indent);
+            }
+        }
+    }
+
+    fn pop_indent(&mut self) {
+        self.indent = self.indents.pop().unwrap_or(-1);
+    }
+
+    fn pop_state(&mut self) {
+        self.state = self.states.pop().unwrap_or(State::End);
+    }
+
+    // ---- event processing ----
+
+    fn emit(&mut self, mut ev: Ev) {
+        // analyze_event: comments are taken over when present.
+        if !ev.head.is_empty() {
+            self.head_comment = std::mem::take(&mut ev.head);
+        }
+        if !ev.foot.is_empty() {
+            self.foot_comment = std::mem::take(&mut ev.foot);
+        }
+        if !ev.tail.is_empty() {
+            self.tail_comment = std::mem::take(&mut ev.tail);
+        }
+        if ev.kind == EvKind::Scalar {
+            self.analysis = match ev.analysis {
+                Some(a) => a,
+                None => analyze_scalar(ev.value),
+            };
+        }
+        self.state_machine(&ev);
+    }
+
+    fn state_machine(&mut self, ev: &Ev) {
+        match self.state {
+            State::StreamStart => {
+                self.indent = -1;
+                self.column = 0;
+                self.whitespace = true;
+                self.indention = true;
+                self.foot_indent = -1;
+                self.state = State::FirstDocumentStart;
+            }
+            State::FirstDocumentStart => self.emit_document_start(ev, true),
+            State::DocumentStart => self.emit_document_start(ev, false),
+            State::DocumentContent => {
+                self.states.push(State::DocumentEnd);
+                self.process_head_comment();
+                self.emit_node_ctx(ev, false, true);
+                self.process_line_comment();
+                self.process_foot_comment();
+            }
+            State::DocumentEnd => {
+                self.foot_indent = 0;
+                self.process_foot_comment();
+                self.foot_indent = -1;
+                self.write_indent();
+                self.state = State::DocumentStart;
+            }
+            State::FlowSequenceFirstItem | State::FlowMappingFirstKey => {
+                // Only empty collections are emitted in flow style.
+                let (open, close) = if self.state == State::FlowSequenceFirstItem {
+                    (b"[", b"]")
+                } else {
+                    (b"{", b"}")
+                };
+                self.write_indicator(open, true, true, false);
+                self.increase_indent(true, false);
+                self.flow_level += 1;
+                if self.state == State::FlowMappingFirstKey {
+                    self.process_head_comment();
+                }
+                self.flow_level -= 1;
+                self.pop_indent();
+                if self.state == State::FlowSequenceFirstItem && self.column == 0 {
+                    self.write_indent();
+                }
+                self.write_indicator(close, false, false, false);
+                self.process_line_comment();
+                self.process_foot_comment();
+                self.pop_state();
+            }
+            State::BlockSequenceFirstItem | State::BlockSequenceItem => {
+                if self.state == State::BlockSequenceFirstItem {
+                    self.increase_indent(false, false);
+                }
+                if ev.kind == EvKind::SeqEnd {
+                    self.pop_indent();
+                    self.pop_state();
+                    return;
+                }
+                self.process_head_comment();
+                self.write_indent();
+                self.write_indicator(b"-", true, false, true);
+                self.states.push(State::BlockSequenceItem);
+                self.emit_node(ev, false);
+                self.process_line_comment();
+                self.process_foot_comment();
+            }
+            State::BlockMappingFirstKey | State::BlockMappingKey => {
+                if self.state == State::BlockMappingFirstKey {
+                    self.increase_indent(false, false);
+                }
+                self.process_head_comment();
+                if ev.kind == EvKind::MapEnd {
+                    self.pop_indent();
+                    self.pop_state();
+                    return;
+                }
+                self.write_indent();
+                if !self.line_comment.is_empty() {
+                    self.key_line_comment = std::mem::take(&mut self.line_comment);
+                }
+                if self.check_simple_key(ev) {
+                    self.states.push(State::BlockMappingSimpleValue);
+                    self.emit_node(ev, true);
+                } else {
+                    self.write_indicator(b"?", true, false, true);
+                    self.states.push(State::BlockMappingValue);
+                    self.emit_node(ev, false);
+                }
+            }
+            State::BlockMappingSimpleValue | State::BlockMappingValue => {
+                if self.state == State::BlockMappingSimpleValue {
+                    self.write_indicator(b":", false, false, false);
+                } else {
+                    self.write_indent();
+                    self.write_indicator(b":", true, false, true);
+                }
+                if !self.key_line_comment.is_empty() {
+                    if ev.kind == EvKind::Scalar {
+                        if self.line_comment.is_empty() {
+                            self.line_comment = std::mem::take(&mut self.key_line_comment);
+                        }
+                    } else if ev.kind == EvKind::MapStart || ev.kind == EvKind::SeqStart {
+                        std::mem::swap(&mut self.line_comment, &mut self.key_line_comment);
+                        self.process_line_comment();
+                        std::mem::swap(&mut self.line_comment, &mut self.key_line_comment);
+                    }
+                }
+                self.states.push(State::BlockMappingKey);
+                self.emit_node(ev, false);
+                self.process_line_comment();
+                self.process_foot_comment();
+            }
+            State::End => {}
+        }
+    }
+
+    fn emit_document_start(&mut self, ev: &Ev, first: bool) {
+        if ev.kind == EvKind::DocStart {
+            let implicit = first;
+            if !implicit {
+                self.write_indent();
+                self.write_indicator(b"---", true, false, false);
+                self.write_indent();
+            }
+            if !self.head_comment.is_empty() {
+                self.process_head_comment();
+                self.put_break();
+            }
+            self.state = State::DocumentContent;
+        } else if ev.kind == EvKind::StreamEnd {
+            // go-yaml's encoder clears `open_ended` before STREAM-END, so
+            // no "..." is ever written here.
+            self.state = State::End;
+        }
+    }
+
+    fn check_simple_key(&self, ev: &Ev) -> bool {
+        match ev.kind {
+            EvKind::Scalar => {
+                if self.analysis.multiline {
+                    return false;
+                }
+                ev.tag.len() + ev.value.len() <= 128
+            }
+            EvKind::SeqStart | EvKind::MapStart => ev.empty,
+            _ => false,
+        }
+    }
+
+    fn emit_node(&mut self, ev: &Ev, simple_key: bool) {
+        self.emit_node_ctx(ev, simple_key, false)
+    }
+
+    fn emit_node_ctx(&mut self, ev: &Ev, simple_key: bool, root: bool) {
+        self.simple_key_context = simple_key;
+        self.root_context = root;
+        match ev.kind {
+            EvKind::Scalar => self.emit_scalar(ev),
+            EvKind::SeqStart => {
+                self.state = if self.flow_level > 0 || ev.empty {
+                    State::FlowSequenceFirstItem
+                } else {
+                    State::BlockSequenceFirstItem
+                };
+            }
+            EvKind::MapStart => {
+                self.state = if self.flow_level > 0 || ev.empty {
+                    State::FlowMappingFirstKey
+                } else {
+                    State::BlockMappingFirstKey
+                };
+            }
+            _ => {}
+        }
+    }
+
+    fn emit_scalar(&mut self, ev: &Ev) {
+        let no_tag = ev.tag.is_empty();
+        self.scalar_style = select_style(
+            ev.style,
+            &self.analysis,
+            ev.value,
+            self.simple_key_context,
+            no_tag,
+            no_tag,
+        );
+        if !ev.tag.is_empty() {
+            self.write_tag_handle(ev.tag.as_bytes());
+        }
+        self.increase_indent(true, false);
+        let v = ev.value.as_bytes();
+        match self.scalar_style {
+            Style::Plain => self.write_plain(v),
+            Style::Single => self.write_single(v),
+            Style::Double => self.write_double(v),
+            Style::Literal => self.write_literal(v),
+        }
+        self.pop_indent();
+        self.pop_state();
+    }
+
+    fn write_plain(&mut self, v: &[u8]) {
+        if !v.is_empty() && !self.whitespace {
+            self.put(b' ');
+        }
+        // Plain is only chosen for text without line breaks, and the width
+        // is unlimited, so the whole text is written as is.
+        if !v.iter().any(|&c| c == b'\n' || c == b'\r' || c == 0xC2 || c == 0xE2) {
+            self.out.extend_from_slice(v);
+            self.column += v.iter().filter(|&&c| c & 0xC0 != 0x80).count() as i64;
+            if !v.is_empty() {
+                self.whitespace = false;
+            }
+            self.indention = false;
+            if self.root_context {
+                self.open_ended = true;
+            }
+            return;
+        }
+        let mut i = 0;
+        let mut breaks = false;
+        while i < v.len() {
+            if is_break(v, i) {
+                if !breaks && v[i] == b'\n' {
+                    self.put_break();
+                }
+                self.write_break(v, &mut i);
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                self.write(v, &mut i);
+                self.indention = false;
+                breaks = false;
+            }
+        }
+        if !v.is_empty() {
+            self.whitespace = false;
+        }
+        self.indention = false;
+        if self.root_context {
+            self.open_ended = true;
+        }
+    }
+
+    fn write_single(&mut self, v: &[u8]) {
+        self.write_indicator(b"'", true, false, false);
+        let mut breaks = false;
+        let mut i = 0;
+        while i < v.len() {
+            if is_break(v, i) {
+                if !breaks && v[i] == b'\n' {
+                    self.put_break();
+                }
+                self.write_break(v, &mut i);
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                if v[i] == b'\'' {
+                    self.put(b'\'');
+                }
+                self.write(v, &mut i);
+                self.indention = false;
+                breaks = false;
+            }
+        }
+        self.write_indicator(b"'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_double(&mut self, v: &[u8]) {
+        self.write_indicator(b"\"", true, false, false);
+        let mut i = 0;
+        while i < v.len() {
+            let c = v[i];
+            if !is_printable(v, i) || is_bom(v, i) || is_break(v, i) || c == b'"' || c == b'\\' {
+                let w = width(c).min(v.len() - i);
+                let mut cp: u32 = match w {
+                    1 => (c & 0x7F) as u32,
+                    2 => (c & 0x1F) as u32,
+                    3 => (c & 0x0F) as u32,
+                    _ => (c & 0x07) as u32,
+                };
+                for k in 1..w {
+                    cp = (cp << 6) + (v[i + k] & 0x3F) as u32;
+                }
+                i += w;
+                self.put(b'\\');
+                let esc = match cp {
+                    0x00 => Some(b'0'),
+                    0x07 => Some(b'a'),
+                    0x08 => Some(b'b'),
+                    0x09 => Some(b't'),
+                    0x0A => Some(b'n'),
+                    0x0B => Some(b'v'),
+                    0x0C => Some(b'f'),
+                    0x0D => Some(b'r'),
+                    0x1B => Some(b'e'),
+                    0x22 => Some(b'"'),
+                    0x5C => Some(b'\\'),
+                    0x85 => Some(b'N'),
+                    0xA0 => Some(b'_'),
+                    0x2028 => Some(b'L'),
+                    0x2029 => Some(b'P'),
+                    _ => None,
+                };
+                match esc {
+                    Some(e) => self.put(e),
+                    None => {
+                        let (letter, digits) = if cp <= 0xFF {
+                            (b'x', 2)
+                        } else if cp <= 0xFFFF {
+                            (b'u', 4)
+                        } else {
+                            (b'U', 8)
+                        };
+                        self.put(letter);
+                        for k in (0..digits).rev() {
+                            let d = ((cp >> (k * 4)) & 0x0F) as u8;
+                            self.put(if d < 10 { b'0' + d } else { b'A' + d - 10 });
+                        }
+                    }
+                }
+            } else {
+                // Copy a run of characters that need no escaping.
+                let st = i;
+                while i < v.len() {
+                    let c = v[i];
+                    if c < 0x80 {
+                        if !(0x20..=0x7E).contains(&c) || c == b'"' || c == b'\\' || is_bom(v, i) {
+                            break;
+                        }
+                        i += 1;
+                    } else {
+                        if !is_printable(v, i) || is_bom(v, i) || is_break(v, i) {
+                            break;
+                        }
+                        i += width(c).min(v.len() - i);
+                    }
+                    self.column += 1;
+                }
+                self.out.extend_from_slice(&v[st..i]);
+            }
+        }
+        self.write_indicator(b"\"", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_block_scalar_hints(&mut self, v: &[u8]) {
+        if at(v, 0) == b' ' || is_break(v, 0) {
+            let hint = [b'0' + self.best_indent as u8];
+            self.write_indicator(&hint, false, false, false);
+        }
+        self.open_ended = false;
+        let mut chomp: Option<u8> = None;
+        if v.is_empty() {
+            chomp = Some(b'-');
+        } else {
+            let mut i = v.len() - 1;
+            while i > 0 && v[i] & 0xC0 == 0x80 {
+                i -= 1;
+            }
+            if !is_break(v, i) {
+                chomp = Some(b'-');
+            } else if i == 0 {
+                chomp = Some(b'+');
+                self.open_ended = true;
+            } else {
+                i -= 1;
+                while i > 0 && v[i] & 0xC0 == 0x80 {
+                    i -= 1;
+                }
+                if is_break(v, i) {
+                    chomp = Some(b'+');
+                    self.open_ended = true;
+                }
+            }
+        }
+        if let Some(c) = chomp {
+            self.write_indicator(&[c], false, false, false);
+        }
+    }
+
+    fn write_literal(&mut self, v: &[u8]) {
+        self.write_indicator(b"|", true, false, false);
+        self.write_block_scalar_hints(v);
+        // go-yaml v3.0.1+ (issue #755): the header line always ends here.
+        if self.line_comment.is_empty() {
+            self.put_break();
+        } else {
+            self.process_line_comment();
+        }
+        self.whitespace = true;
+        let mut breaks = true;
+        let mut i = 0;
+        while i < v.len() {
+            if is_break(v, i) {
+                self.write_break(v, &mut i);
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                // Copy the rest of the line at once.
+                let st = i;
+                while i < v.len() && !is_break(v, i) {
+                    i += width(v[i]);
+                    self.column += 1;
+                }
+                let end = i.min(v.len());
+                self.out.extend_from_slice(&v[st..end]);
+                i = end;
+                self.indention = false;
+                breaks = false;
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------------
+// Tree → events (sops `appendTreeBranch` / `appendSequence`, go-yaml
+// `encoder.node`).
+
+struct Gen<'e> {
+    em: &'e mut Emitter,
+}
+
+impl<'e> Gen<'e> {
+    fn scalar<'v>(&mut self, r: &'v ScalarRepr<'v>, head: String, foot: String, tail: String) {
+        let mut ev = Ev::new(EvKind::Scalar);
+        ev.value = &r.text;
+        ev.tag = r.tag;
+        ev.style = r.style;
+        ev.analysis = r.analysis;
+        ev.head = head;
+        ev.foot = foot;
+        ev.tail = tail;
+        self.em.emit(ev);
+    }
+
+    /// A value node (mapping value or sequence item) with its head comment
+    /// and (for the last item of a sequence) its foot comment.
+    fn value(&mut self, v: &Value, head: String, foot: String) {
+        match v {
+            Value::Map(b) => self.mapping(b, head, foot),
+            Value::List(l) => self.sequence(l, head, foot),
+            other => {
+                if let Some(r) = scalar_repr(other) {
+                    self.scalar(&r, head, foot, String::new());
+                }
+            }
+        }
+    }
+
+    fn mapping(&mut self, b: &Branch, head: String, foot: String) {
+        // Comments before the first key go to the mapping, others to the
+        // next key; trailing ones become the foot of the last key.
+        let items = &b.0;
+        let mut pending: Vec<&str> = Vec::new();
+        let mut mhead = head;
+        let mut keys: Vec<(&Item, String)> = Vec::with_capacity(items.len());
+        let mut beginning = true;
+        for it in items {
+            if let Key::Comment(c) = &it.key {
+                pending.push(c);
+                continue;
+            }
+            let mut khead = String::new();
+            if !pending.is_empty() {
+                let c = join_comments(&pending);
+                pending.clear();
+                if beginning {
+                    mhead = if mhead.is_empty() { c } else { format!("{c}\n{mhead}") };
+                } else {
+                    khead = c;
+                }
+            }
+            beginning = false;
+            keys.push((it, khead));
+        }
+        let mut last_foot = String::new();
+        if !pending.is_empty() {
+            let c = join_comments(&pending);
+            if keys.is_empty() {
+                mhead = if mhead.is_empty() { c } else { format!("{c}\n{mhead}") };
+            } else {
+                last_foot = c;
+            }
+        }
+        let mut ev = Ev::new(EvKind::MapStart);
+        ev.empty = keys.is_empty();
+        ev.head = mhead;
+        self.em.emit(ev);
+        let mut tail = String::new();
+        let n = keys.len();
+        for (idx, (it, khead)) in keys.into_iter().enumerate() {
+            let kr = key_repr(&it.key);
+            self.scalar(&kr, khead, String::new(), std::mem::take(&mut tail));
+            if idx + 1 == n {
+                tail = std::mem::take(&mut last_foot);
+            }
+            self.value(&it.value, String::new(), String::new());
+        }
+        let mut end = Ev::new(EvKind::MapEnd);
+        end.tail = tail;
+        end.foot = foot;
+        self.em.emit(end);
+    }
+
+    fn sequence(&mut self, l: &[Value], head: String, foot: String) {
+        let mut pending: Vec<&str> = Vec::new();
+        let mut shead = head;
+        let mut elems: Vec<(&Value, String)> = Vec::with_capacity(l.len());
+        let mut beginning = true;
+        for v in l {
+            if let Value::Comment(c) = v {
+                pending.push(c);
+                continue;
+            }
+            let mut ehead = String::new();
+            if !pending.is_empty() {
+                let c = join_comments(&pending);
+                pending.clear();
+                if beginning {
+                    shead = if shead.is_empty() { c } else { format!("{c}\n{shead}") };
+                } else {
+                    ehead = c;
+                }
+            }
+            beginning = false;
+            elems.push((v, ehead));
+        }
+        let mut last_foot = String::new();
+        if !pending.is_empty() {
+            let c = join_comments(&pending);
+            if elems.is_empty() {
+                shead = if shead.is_empty() { c } else { format!("{c}\n{shead}") };
+            } else {
+                last_foot = c;
+            }
+        }
+        let mut ev = Ev::new(EvKind::SeqStart);
+        ev.empty = elems.is_empty();
+        ev.head = shead;
+        self.em.emit(ev);
+        let n = elems.len();
+        for (idx, (v, ehead)) in elems.into_iter().enumerate() {
+            let f = if idx + 1 == n {
+                std::mem::take(&mut last_foot)
+            } else {
+                String::new()
+            };
+            self.value(v, ehead, f);
+        }
+        let mut end = Ev::new(EvKind::SeqEnd);
+        end.foot = foot;
+        self.em.emit(end);
+    }
+}
+
+impl Emitter {
+    fn stream_start(&mut self) {
+        self.emit(Ev::new(EvKind::StreamStart));
+    }
+
+    /// Emit one document whose root is `root`.
+    fn document(&mut self, root: &Value) {
+        self.emit(Ev::new(EvKind::DocStart));
+        let mut g = Gen { em: self };
+        g.value(root, String::new(), String::new());
+        self.emit(Ev::new(EvKind::DocEnd));
+    }
+
+    fn stream_end(&mut self) {
+        self.emit(Ev::new(EvKind::StreamEnd));
+    }
+}
+
+/// A whole YAML file: one document per branch.
+pub fn emit_documents(branches: &[Branch], indent: usize) -> Vec<u8> {
+    let mut em = Emitter::new(indent);
+    em.stream_start();
+    for b in branches {
+        // The Value wrapper only borrows through; clone-free via a view.
+        em.document_branch(b);
+    }
+    em.stream_end();
+    em.finish()
+}
+
+/// One value as its own document (sops `EmitValue` uses `yaml.Marshal`).
+pub fn emit_single_value(v: &Value, indent: usize) -> Vec<u8> {
+    let mut em = Emitter::new(indent);
+    em.stream_start();
+    em.document(v);
+    em.stream_end();
+    em.finish()
+}
+
+impl Emitter {
+    fn document_branch(&mut self, b: &Branch) {
+        self.emit(Ev::new(EvKind::DocStart));
+        let mut g = Gen { em: self };
+        g.mapping(b, String::new(), String::new());
+        self.emit(Ev::new(EvKind::DocEnd));
+    }
+}

@@ -1,0 +1,248 @@
+//! Paths into a tree (`["key"][0]`, spec §11.5) and the operations on them:
+//! extract (`--extract`), set and unset, with sops' semantics.
+
+use crate::tree::{Branch, Document, Item, Value};
+
+/// One component of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathComponent {
+    Key(String),
+    Index(usize),
+}
+
+/// Parse `["key"][0]['other']`. `Err` carries sops' message.
+pub fn parse(s: &str) -> Result<Vec<PathComponent>, String> {
+    let mut out = Vec::new();
+    for piece in s.split('[').filter(|p| !p.is_empty()) {
+        let inner = piece
+            .strip_suffix(']')
+            .ok_or_else(|| format!("component {piece} doesn't end with ]"))?;
+        if inner.starts_with('"') || inner.starts_with('\'') {
+            // sops drops the first and last character without checking them.
+            let mut chars = inner.chars();
+            chars.next();
+            chars.next_back();
+            out.push(PathComponent::Key(chars.as_str().to_string()));
+        } else {
+            let i = inner
+                .parse::<usize>()
+                .map_err(|_| format!("component [{inner}] is not a string key nor an integer index"))?;
+            out.push(PathComponent::Index(i));
+        }
+    }
+    Ok(out)
+}
+
+/// Walk the first document to `path` (sops' `Truncate`). An empty path is
+/// the whole first document.
+///
+/// Quirk kept from sops: an index into a mapping picks its n-th entry (Go
+/// treats a mapping as a slice of items) and yields a mapping of that
+/// entry's key and value, named by `item_fields` (`key`/`value` in YAML,
+/// `Key`/`Value` in JSON, as Go's encoders print the struct).
+/// The second element of the result tells whether the value is such an entry
+/// (sops prints it as a single value, not as a document).
+pub fn get(doc: &Document, path: &[PathComponent], item_fields: (&str, &str)) -> Result<Option<(Value, bool)>, String> {
+    let first = doc
+        .branches
+        .first()
+        .ok_or_else(|| "the file has no document".to_string())?;
+    let mut current: Value = Value::Map(first.clone());
+    let mut entry = false;
+    for c in path {
+        entry = matches!((c, &current), (PathComponent::Index(_), Value::Map(_)));
+        current = match (c, current) {
+            (PathComponent::Key(k), Value::Map(b)) => {
+                let pos = b.position(k).ok_or_else(|| format!("component ['{k}'] not found"))?;
+                b.0.into_iter()
+                    .nth(pos)
+                    .map(|i| i.value)
+                    .ok_or_else(|| format!("component ['{k}'] not found"))?
+            }
+            (PathComponent::Key(k), _) => return Err(format!("component ['{k}'] not found")),
+            (PathComponent::Index(i), Value::List(l)) => l
+                .into_iter()
+                .nth(*i)
+                .ok_or_else(|| format!("component [{i}] accesses out of bounds"))?,
+            (PathComponent::Index(i), Value::Map(b)) => {
+                let item =
+                    b.0.into_iter()
+                        .nth(*i)
+                        .ok_or_else(|| format!("component [{i}] accesses out of bounds"))?;
+                let key = match item.key {
+                    crate::tree::Key::Str(k) => Value::Str(k),
+                    crate::tree::Key::Comment(c) => Value::Comment(c),
+                    crate::tree::Key::NonString { text, .. } => Value::Str(text),
+                };
+                Value::Map(Branch(vec![
+                    Item::new(item_fields.0, key),
+                    Item::new(item_fields.1, item.value),
+                ]))
+            }
+            (PathComponent::Index(i), _) => {
+                return Err(format!("component [{i}] is integer, but tree part is not a slice"))
+            }
+        };
+    }
+    Ok(if path.is_empty() { None } else { Some((current, entry)) })
+}
+
+/// A value holding `leaf` at `path` (sops' `valueFromPathAndLeaf`).
+fn value_from_path(path: &[PathComponent], leaf: Value) -> Value {
+    match path.split_first() {
+        None => leaf,
+        Some((PathComponent::Index(_), rest)) => Value::List(vec![value_from_path(rest, leaf)]),
+        Some((PathComponent::Key(k), rest)) => {
+            Value::Map(Branch(vec![Item::new(k.clone(), value_from_path(rest, leaf))]))
+        }
+    }
+}
+
+fn set_in_branch(branch: &mut Branch, path: &[PathComponent], leaf: Value) {
+    let Some((PathComponent::Key(k), rest)) = path.split_first() else {
+        return;
+    };
+    match branch.get_mut(k) {
+        Some(v) if rest.is_empty() => *v = leaf,
+        Some(v) => set_in_value(v, rest, leaf),
+        None => branch.push(k.clone(), value_from_path(rest, leaf)),
+    }
+}
+
+fn set_in_value(value: &mut Value, path: &[PathComponent], leaf: Value) {
+    match (value, path.first()) {
+        (Value::Map(b), Some(PathComponent::Key(_))) => set_in_branch(b, path, leaf),
+        (Value::List(l), Some(PathComponent::Index(i))) => {
+            let rest = &path[1..];
+            if *i >= l.len() {
+                l.push(value_from_path(rest, leaf));
+            } else if rest.is_empty() {
+                l[*i] = leaf;
+            } else {
+                set_in_value(&mut l[*i], rest, leaf);
+            }
+        }
+        // Anything else in the way is replaced by the new structure.
+        (v, _) => *v = value_from_path(path, leaf),
+    }
+}
+
+/// Set `path` in the first document to `leaf` (sops' `Set`): existing
+/// entries are replaced, missing keys appended, missing containers created.
+/// Returns whether the tree changed (typed comparison, as `--idempotent`).
+pub fn set(doc: &mut Document, path: &[PathComponent], leaf: Value) -> Result<bool, String> {
+    let first = doc
+        .branches
+        .first_mut()
+        .ok_or_else(|| "the file has no document".to_string())?;
+    if !matches!(path.first(), Some(PathComponent::Key(_))) {
+        return Err("the path must start with a key".into());
+    }
+    let before = first.clone();
+    set_in_branch(first, path, leaf);
+    Ok(*first != before)
+}
+
+/// Remove the entry at `path` from the first document (sops' `Unset`).
+pub fn unset(doc: &mut Document, path: &[PathComponent]) -> Result<(), String> {
+    let first = doc
+        .branches
+        .first_mut()
+        .ok_or_else(|| "the file has no document".to_string())?;
+    let Some((last, parents)) = path.split_last() else {
+        return Err("the path must not be empty".into());
+    };
+    let mut current: Option<&mut Value> = None;
+    let mut root = Some(first);
+    for c in parents {
+        let next = match (current.take(), root.take(), c) {
+            (None, Some(b), PathComponent::Key(k)) => b.get_mut(k).ok_or_else(|| format!("Key not found: {k}"))?,
+            (Some(Value::Map(b)), None, PathComponent::Key(k)) => {
+                b.get_mut(k).ok_or_else(|| format!("Key not found: {k}"))?
+            }
+            (Some(Value::List(l)), None, PathComponent::Index(i)) => {
+                let len = l.len();
+                l.get_mut(*i)
+                    .ok_or_else(|| format!("Index {i} out of bounds (length {len})"))?
+            }
+            (_, _, PathComponent::Key(k)) => return Err(format!("Key not found: {k}")),
+            (_, _, PathComponent::Index(i)) => return Err(format!("Index {i} out of bounds")),
+        };
+        current = Some(next);
+    }
+    match (current, root, last) {
+        (None, Some(b), PathComponent::Key(k)) | (Some(Value::Map(b)), None, PathComponent::Key(k)) => {
+            let pos = b.position(k).ok_or_else(|| format!("Key not found: {k}"))?;
+            b.0.remove(pos);
+            Ok(())
+        }
+        (Some(Value::List(l)), None, PathComponent::Index(i)) => {
+            if *i >= l.len() {
+                return Err(format!("Index {i} out of bounds"));
+            }
+            l.remove(*i);
+            Ok(())
+        }
+        (_, _, PathComponent::Key(k)) => Err(format!("Key not found: {k}")),
+        (_, _, PathComponent::Index(i)) => Err(format!("Index {i} out of bounds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Document {
+        Document::new(vec![Branch(vec![
+            Item::new("a", Value::Int(1)),
+            Item::new("l", Value::List(vec![Value::Int(1), Value::Int(2)])),
+        ])])
+    }
+
+    #[test]
+    fn parse_paths() {
+        assert_eq!(
+            parse(r#"["a"][0]['b']"#).unwrap(),
+            vec![
+                PathComponent::Key("a".into()),
+                PathComponent::Index(0),
+                PathComponent::Key("b".into())
+            ]
+        );
+        assert!(parse(r#"["a""#).is_err());
+        assert!(parse("[x]").is_err());
+        assert_eq!(parse("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn set_appends_creates_and_replaces() {
+        let mut d = doc();
+        assert!(set(&mut d, &parse(r#"["n"]["x"][0]"#).unwrap(), Value::Bool(true)).unwrap());
+        assert!(set(&mut d, &parse(r#"["l"][5]["q"]"#).unwrap(), Value::Int(7)).unwrap());
+        assert!(set(&mut d, &parse(r#"["a"]["deep"]"#).unwrap(), Value::Null).unwrap());
+        assert!(!set(&mut d, &parse(r#"["a"]["deep"]"#).unwrap(), Value::Null).unwrap());
+        let b = &d.branches[0];
+        assert_eq!(b.0.len(), 3);
+        let Some(Value::List(l)) = b.get("l") else { panic!() };
+        assert_eq!(l.len(), 3);
+        assert!(matches!(&l[2], Value::Map(m) if m.get("q") == Some(&Value::Int(7))));
+        // Typed comparison: float 1 over int 1 is a change.
+        assert!(set(&mut d, &parse(r#"["l"][0]"#).unwrap(), Value::Float(1.0)).unwrap());
+    }
+
+    #[test]
+    fn unset_removes_or_reports() {
+        let mut d = doc();
+        unset(&mut d, &parse(r#"["l"][0]"#).unwrap()).unwrap();
+        assert_eq!(
+            unset(&mut d, &parse(r#"["nope"]"#).unwrap()).err().unwrap(),
+            "Key not found: nope"
+        );
+        assert_eq!(
+            unset(&mut d, &parse(r#"["l"][9]"#).unwrap()).err().unwrap(),
+            "Index 9 out of bounds"
+        );
+        unset(&mut d, &parse(r#"["a"]"#).unwrap()).unwrap();
+        assert_eq!(d.branches[0].0.len(), 1);
+    }
+}

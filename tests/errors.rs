@@ -1,0 +1,357 @@
+//! Failure paths, side by side with the real sops: the same exit code, one
+//! `error:` line from rsops, no plaintext in any output, and the input file
+//! left byte-identical.
+
+mod common;
+
+use common::{ok, text, Scratch};
+use std::process::Output;
+
+const SECRET: &str = "TOPSECRETVALUE";
+
+fn encrypted_fixture(s: &Scratch) -> (String, Vec<u8>) {
+    let plain = s.write(
+        "f.yaml",
+        format!("password: {SECRET}\nport: 5432\nname_unencrypted: visible\nlist:\n    - {SECRET}2\n").as_bytes(),
+    );
+    let enc = ok(
+        &s.sops(&["encrypt", "--age", &s.recipient, plain.to_str().unwrap()]),
+        "sops encrypt",
+    );
+    (text(&enc), enc)
+}
+
+fn assert_clean_failure(out: &Output, what: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{what}: expected failure");
+    assert!(
+        err.starts_with("error: ") || err.starts_with("warning: "),
+        "{what}: stderr should start with 'error: ': {err}"
+    );
+    assert!(!text(&out.stdout).contains(SECRET), "{what}: plaintext on stdout");
+    assert!(!err.contains(SECRET), "{what}: plaintext on stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what}: panic: {err}"
+    );
+}
+
+/// Run both tools with the same args; assert the same exit code and a clean
+/// rsops failure. Returns rsops's output.
+fn both_fail_alike(s: &Scratch, args: &[&str], what: &str) -> Output {
+    let theirs = s.sops(args);
+    let ours = s.rsops(args);
+    assert_eq!(
+        ours.status.code(),
+        theirs.status.code(),
+        "{what}: exit codes differ (sops stderr: {}; rsops stderr: {})",
+        text(&theirs.stderr).trim(),
+        text(&ours.stderr).trim()
+    );
+    assert_clean_failure(&ours, what);
+    ours
+}
+
+/// Replace one base64 character inside the first `field:` of the first
+/// `ENC[` on the line starting with `line_prefix`.
+fn tamper(file: &str, line_prefix: &str, field: &str) -> String {
+    let mut out = Vec::new();
+    let mut done = false;
+    for line in file.split_inclusive('\n') {
+        if !done && line.trim_start().starts_with(line_prefix) {
+            let at = line.find(field).expect("field present") + field.len();
+            let mut bytes = line.as_bytes().to_vec();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            out.push(String::from_utf8(bytes).unwrap());
+            done = true;
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    assert!(done, "no line starting with {line_prefix}");
+    out.concat()
+}
+
+#[test]
+fn tampered_files_are_rejected_like_sops() {
+    let s = Scratch::new();
+    let (enc, _) = encrypted_fixture(&s);
+    let cases: Vec<(&str, String)> = vec![
+        ("value data", tamper(&enc, "password:", "data:")),
+        ("value iv", tamper(&enc, "password:", "iv:")),
+        ("value tag", tamper(&enc, "password:", "tag:")),
+        ("list element", tamper(&enc, "- ENC", "data:")),
+        ("mac", tamper(&enc, "mac:", "data:")),
+        ("renamed key", enc.replacen("password:", "passwort:", 1)),
+        ("changed plain value", enc.replacen("visible", "visiblX", 1)),
+        ("lastmodified", {
+            let re = regex::Regex::new(r#"lastmodified: "(\d{4})"#).unwrap();
+            re.replace(&enc, r#"lastmodified: "1999"#).into_owned()
+        }),
+        ("reordered keys", {
+            let lines: Vec<&str> = enc.split_inclusive('\n').collect();
+            let mut v = lines.clone();
+            v.swap(0, 1);
+            v.concat()
+        }),
+        ("metadata removed", enc[..enc.find("sops:").unwrap()].to_string()),
+        (
+            "not a sops value",
+            enc.replacen("ENC[AES256_GCM,data:", "ENC[AES256_GCM,dta:", 1),
+        ),
+    ];
+    for (what, content) in cases {
+        assert_ne!(content, enc, "{what}: tamper changed nothing");
+        let p = s.write("t.yaml", content.as_bytes());
+        let out = both_fail_alike(&s, &["decrypt", p.to_str().unwrap()], what);
+        assert_eq!(std::fs::read(&p).unwrap(), content.as_bytes(), "{what}: input changed");
+        // In-place decryption must leave the file untouched on failure.
+        let out_i = s.rsops(&["decrypt", "-i", p.to_str().unwrap()]);
+        assert_eq!(out_i.status.code(), out.status.code(), "{what}: -i exit code");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            content.as_bytes(),
+            "{what}: input changed by -i"
+        );
+    }
+    // --ignore-mac accepts a wrong MAC, as sops does.
+    let p = s.write("t.yaml", tamper(&enc, "mac:", "data:").as_bytes());
+    let theirs = ok(
+        &s.sops(&["decrypt", "--ignore-mac", p.to_str().unwrap()]),
+        "sops --ignore-mac",
+    );
+    let ours = ok(
+        &s.rsops(&["decrypt", "--ignore-mac", p.to_str().unwrap()]),
+        "rsops --ignore-mac",
+    );
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn wrong_key_reports_every_key_tried() {
+    let s = Scratch::new();
+    let (_, enc) = encrypted_fixture(&s);
+    let p = s.write("w.yaml", &enc);
+    let other = s.path("other.txt");
+    common::new_age_key(&other);
+    let ours = s
+        .cmd(&common::rsops())
+        .env("SOPS_AGE_KEY_FILE", &other)
+        .args(["decrypt", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let theirs = s
+        .cmd(&common::sops_ref())
+        .env("SOPS_AGE_KEY_FILE", &other)
+        .args(["decrypt", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(ours.status.code(), Some(128));
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert_clean_failure(&ours, "wrong key");
+    let err = text(&ours.stderr);
+    assert!(err.contains("Group 0: FAILED"), "{err}");
+    assert!(err.contains(&format!("{}: FAILED", s.recipient)), "{err}");
+    assert!(err.contains("no master key was able to decrypt the file"), "{err}");
+    // No identities at all: the report names the locations searched.
+    let ours = s
+        .cmd(&common::rsops())
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .args(["decrypt", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(ours.status.code(), Some(128));
+    assert!(
+        text(&ours.stderr).contains("failed to load age identities"),
+        "{}",
+        text(&ours.stderr)
+    );
+}
+
+#[test]
+fn encrypt_errors_match_sops_exit_codes() {
+    let s = Scratch::new();
+    let r = s.recipient.clone();
+    let (_, enc) = encrypted_fixture(&s);
+    let already = s.write("already.yaml", &enc);
+    let empty = s.write("empty.yaml", b"");
+    let int_key = s.write("intkey.yaml", format!("1: {SECRET}\n").as_bytes());
+    let bad_yaml = s.write("bad.yaml", format!("a: [{SECRET}\n").as_bytes());
+    let bad_json = s.write("bad.json", format!("{{\"a\": \"{SECRET}\"").as_bytes());
+    let top_list = s.write("list.yaml", format!("- {SECRET}\n").as_bytes());
+    let dup = s.write("dup.yaml", format!("a: {SECRET}\na: 2\n").as_bytes());
+    let good = s.write("good.yaml", format!("a: {SECRET}\n").as_bytes());
+    let p = |x: &std::path::PathBuf| x.to_str().unwrap().to_string();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "already encrypted",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&already)],
+        ),
+        (
+            "empty file",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&empty)],
+        ),
+        (
+            "non-string key",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&int_key)],
+        ),
+        (
+            "invalid yaml",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&bad_yaml)],
+        ),
+        (
+            "invalid json",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&bad_json)],
+        ),
+        (
+            "top-level list",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&top_list)],
+        ),
+        (
+            "duplicate keys",
+            vec!["encrypt".into(), "--age".into(), r.clone(), p(&dup)],
+        ),
+        (
+            "missing file",
+            vec![
+                "encrypt".into(),
+                "--age".into(),
+                r.clone(),
+                s.path("nope.yaml").to_str().unwrap().into(),
+            ],
+        ),
+        (
+            "in-place and output",
+            vec![
+                "encrypt".into(),
+                "-i".into(),
+                "--output".into(),
+                "x".into(),
+                "--age".into(),
+                r.clone(),
+                p(&good),
+            ],
+        ),
+        (
+            "two selectors",
+            vec![
+                "encrypt".into(),
+                "--age".into(),
+                r.clone(),
+                "--encrypted-regex".into(),
+                "a".into(),
+                "--unencrypted-suffix".into(),
+                "_u".into(),
+                p(&good),
+            ],
+        ),
+        (
+            "bad encryption context",
+            vec![
+                "encrypt".into(),
+                "--age".into(),
+                r.clone(),
+                "--encryption-context".into(),
+                "nocolon".into(),
+                p(&good),
+            ],
+        ),
+        ("no keys", vec!["encrypt".into(), p(&good)]),
+        (
+            "unknown recipient type",
+            vec!["encrypt".into(), "--age".into(), "notakey".into(), p(&good)],
+        ),
+        (
+            "unknown flag",
+            vec!["encrypt".into(), "--no-such-flag".into(), p(&good)],
+        ),
+    ];
+    for (what, args) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let before: Vec<(std::path::PathBuf, Vec<u8>)> = [&already, &empty, &int_key, &bad_yaml, &good]
+            .iter()
+            .map(|f| ((*f).clone(), std::fs::read(f).unwrap()))
+            .collect();
+        both_fail_alike(&s, &args, what);
+        for (f, content) in before {
+            assert_eq!(std::fs::read(&f).unwrap(), content, "{what}: {} changed", f.display());
+        }
+    }
+}
+
+#[test]
+fn decrypt_errors_match_sops_exit_codes() {
+    let s = Scratch::new();
+    let (_, enc) = encrypted_fixture(&s);
+    let f = s.write("e.yaml", &enc);
+    let plain = s.write("plain.yaml", b"a: 1\n");
+    let f = f.to_str().unwrap();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("bad extract path", vec!["decrypt", "--extract", "[\"a\"", f]),
+        ("missing file", vec!["decrypt", "/nonexistent/x.yaml"]),
+        ("not encrypted", vec!["decrypt", plain.to_str().unwrap()]),
+        (
+            "duplicate decryption order",
+            vec!["decrypt", "--decryption-order", "age,age", f],
+        ),
+        ("in-place and output", vec!["decrypt", "-i", "--output", "x", f]),
+        ("extract missing key", vec!["decrypt", "--extract", "[\"nope\"]", f]),
+        ("legacy: no file", vec!["-d"]),
+    ];
+    for (what, args) in cases {
+        both_fail_alike(&s, &args, what);
+    }
+    assert_eq!(std::fs::read(f).unwrap(), enc);
+}
+
+#[test]
+fn in_place_writes_are_atomic_and_keep_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let p = s.write("m.yaml", format!("password: {SECRET}\n").as_bytes());
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    ok(
+        &s.rsops(&["encrypt", "-i", "--age", &s.recipient, p.to_str().unwrap()]),
+        "encrypt -i",
+    );
+    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+    let enc = std::fs::read(&p).unwrap();
+    assert!(!text(&enc).contains(SECRET));
+    // sops can read the in-place result.
+    let dec = ok(&s.sops(&["decrypt", p.to_str().unwrap()]), "sops decrypt");
+    assert_eq!(text(&dec), format!("password: {SECRET}\n"));
+    ok(&s.rsops(&["decrypt", "-i", p.to_str().unwrap()]), "decrypt -i");
+    assert_eq!(text(&std::fs::read(&p).unwrap()), format!("password: {SECRET}\n"));
+    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left behind");
+}
+
+#[test]
+fn legacy_flags_work_like_subcommands() {
+    let s = Scratch::new();
+    let p = s.write("l.yaml", b"a: b\n");
+    let enc = ok(
+        &s.rsops(&["-e", "--age", &s.recipient, p.to_str().unwrap()]),
+        "rsops -e",
+    );
+    let e = s.write("l.enc.yaml", &enc);
+    assert_eq!(text(&ok(&s.sops(&["-d", e.to_str().unwrap()]), "sops -d")), "a: b\n");
+    assert_eq!(text(&ok(&s.rsops(&["-d", e.to_str().unwrap()]), "rsops -d")), "a: b\n");
+    // Legacy mode honours --indent; subcommands ignore it in sops 3.11.
+    let nested = s.write("n.yaml", b"a:\n    b: c\n");
+    let enc = ok(
+        &s.sops(&["-e", "--age", &s.recipient, nested.to_str().unwrap()]),
+        "sops -e",
+    );
+    let e = s.write("n.enc.yaml", &enc);
+    for args in [vec!["-d", "--indent", "2"], vec!["--indent", "2", "decrypt"]] {
+        let mut a = args.clone();
+        a.push(e.to_str().unwrap());
+        assert_eq!(ok(&s.rsops(&a), "rsops"), ok(&s.sops(&a), "sops"), "{args:?}");
+    }
+}

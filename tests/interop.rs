@@ -1,0 +1,481 @@
+//! Side-by-side tests against the real sops 3.11, in both directions:
+//! - rsops decrypts every file sops encrypts, byte-identical to `sops decrypt`;
+//! - sops decrypts (MAC verified) every file rsops encrypts, to the same plaintext;
+//! - both encrypt the same input to the same structure (keys, order, types,
+//!   comments, plain values, metadata fields), differing only in random bytes.
+
+mod common;
+
+use common::gen;
+use common::{normalize_encrypted, ok, text, Scratch};
+use std::path::{Path, PathBuf};
+
+fn corpus(ext: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("testdata/corpus exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Compare both tools on one plaintext input with extra encrypt flags.
+/// Returns a description of every mismatch.
+fn compare(s: &Scratch, name: &str, input: &[u8], enc_flags: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let plain = s.write(name, input);
+    let plain = plain.to_str().expect("utf8 path");
+    let mut args = vec!["encrypt", "--age", &s.recipient];
+    args.extend_from_slice(enc_flags);
+    args.push(plain);
+
+    let sops_enc = s.sops(&args);
+    if !sops_enc.status.success() {
+        // Inputs sops rejects must be rejected by rsops with the same code.
+        let ours = s.rsops(&args);
+        if ours.status.code() != sops_enc.status.code() {
+            problems.push(format!(
+                "{name}: sops failed to encrypt (exit {:?}: {}), rsops exit {:?}",
+                sops_enc.status.code(),
+                text(&sops_enc.stderr).trim(),
+                ours.status.code()
+            ));
+        }
+        return problems;
+    }
+    let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    let sops_file = s.write(&format!("sops-{name}.{ext}"), &sops_enc.stdout);
+    let expected = ok(&s.sops(&["decrypt", sops_file.to_str().expect("utf8")]), "sops decrypt");
+
+    // rsops reads what sops writes.
+    let ours = s.rsops(&["decrypt", sops_file.to_str().expect("utf8")]);
+    if !ours.status.success() {
+        problems.push(format!(
+            "{name}: rsops cannot decrypt sops's file: {}",
+            text(&ours.stderr).trim()
+        ));
+    } else if ours.stdout != expected {
+        problems.push(format!(
+            "{name}: rsops decrypt differs from sops decrypt\n--- sops\n{}\n--- rsops\n{}",
+            text(&expected),
+            text(&ours.stdout)
+        ));
+    }
+
+    // sops reads what rsops writes.
+    let rs_enc = s.rsops(&args);
+    if !rs_enc.status.success() {
+        problems.push(format!("{name}: rsops cannot encrypt: {}", text(&rs_enc.stderr).trim()));
+        return problems;
+    }
+    let rs_file = s.write(&format!("rsops-{name}.{ext}"), &rs_enc.stdout);
+    let theirs = s.sops(&["decrypt", rs_file.to_str().expect("utf8")]);
+    if !theirs.status.success() {
+        problems.push(format!(
+            "{name}: sops cannot decrypt rsops's file: {}",
+            text(&theirs.stderr).trim()
+        ));
+    } else if theirs.stdout != expected {
+        problems.push(format!(
+            "{name}: sops decrypt of rsops's file differs\n--- expected\n{}\n--- got\n{}",
+            text(&expected),
+            text(&theirs.stdout)
+        ));
+    }
+
+    // Same structure once random bytes are masked. sops 3.11 writes the INI
+    // metadata section in random order, so compare it as a set of lines.
+    let canonical = |t: &str| {
+        let t = normalize_encrypted(t);
+        match (ext, t.find("[sops]\n")) {
+            ("ini", Some(at)) => {
+                let mut meta: Vec<&str> = t[at..].lines().collect();
+                meta.sort();
+                format!("{}{}", &t[..at], meta.join("\n"))
+            }
+            _ => t,
+        }
+    };
+    let a = canonical(&text(&sops_enc.stdout));
+    let b = canonical(&text(&rs_enc.stdout));
+    if a != b {
+        problems.push(format!(
+            "{name}: encrypted structure differs\n--- sops\n{a}\n--- rsops\n{b}"
+        ));
+    }
+    problems
+}
+
+fn assert_no_problems(problems: Vec<String>, total: usize) {
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in {total} cases:\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+}
+
+#[test]
+fn yaml_corpus_matches_sops_both_ways() {
+    let s = Scratch::new();
+    let mut problems = Vec::new();
+    let files = corpus("yaml");
+    assert!(!files.is_empty(), "no YAML corpus files");
+    for f in &files {
+        let name = f.file_name().expect("name").to_string_lossy().into_owned();
+        problems.extend(compare(&s, &name, &std::fs::read(f).expect("read corpus"), &[]));
+    }
+    assert_no_problems(problems, files.len());
+}
+
+#[test]
+fn generated_yaml_matches_sops_both_ways() {
+    let s = Scratch::new();
+    let mut problems = Vec::new();
+    let n = 40;
+    for seed in 0..n {
+        let doc = gen::yaml_document(seed);
+        problems.extend(compare(&s, &format!("gen{seed}.yaml"), doc.as_bytes(), &[]));
+    }
+    assert_no_problems(problems, n as usize);
+}
+
+#[test]
+fn json_corpus_matches_sops_both_ways() {
+    let s = Scratch::new();
+    let mut problems = Vec::new();
+    let files = corpus("json");
+    assert!(!files.is_empty(), "no JSON corpus files");
+    for f in &files {
+        let name = f.file_name().expect("name").to_string_lossy().into_owned();
+        problems.extend(compare(&s, &name, &std::fs::read(f).expect("read corpus"), &[]));
+    }
+    assert_no_problems(problems, files.len());
+}
+
+#[test]
+fn generated_json_matches_sops_both_ways() {
+    let s = Scratch::new();
+    let mut problems = Vec::new();
+    let n = 40;
+    for seed in 0..n {
+        let doc = gen::json_document(seed);
+        problems.extend(compare(&s, &format!("gen{seed}.json"), doc.as_bytes(), &[]));
+    }
+    assert_no_problems(problems, n as usize);
+}
+
+#[test]
+fn dotenv_and_ini_corpus_match_sops_both_ways() {
+    let s = Scratch::new();
+    let mut problems = Vec::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/stores");
+    let mut total = 0;
+    for (dir, ext) in [("dotenv", "env"), ("ini", "ini")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .expect("corpus dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files.iter().filter(|p| p.extension().is_some_and(|e| e == ext)) {
+            total += 1;
+            let name = f.file_name().expect("name").to_string_lossy().into_owned();
+            problems.extend(compare(&s, &name, &std::fs::read(f).expect("read corpus"), &[]));
+        }
+    }
+    assert!(total >= 8, "too few dotenv/ini corpus files");
+    assert_no_problems(problems, total);
+}
+
+#[test]
+fn selector_flags_match_sops() {
+    let s = Scratch::new();
+    let input = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus/selectors.yaml"))
+        .expect("selectors corpus file");
+    let mut problems = Vec::new();
+    let cases: &[&[&str]] = &[
+        &["--unencrypted-suffix", "_plain"],
+        &["--encrypted-suffix", "_secret"],
+        &["--unencrypted-regex", "^(name|port)"],
+        &["--encrypted-regex", "^pass"],
+        &["--encrypted-regex", "^nested$"],
+        &["--unencrypted-regex", ".*"],
+    ];
+    for (i, flags) in cases.iter().enumerate() {
+        problems.extend(compare(&s, &format!("sel{i}.yaml"), &input, flags));
+    }
+    assert_no_problems(problems, cases.len());
+}
+
+#[test]
+fn config_selectors_and_mac_only_encrypted_match_sops() {
+    let s = Scratch::new();
+    let input = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus/selectors.yaml"))
+        .expect("selectors corpus file");
+    let rules = [
+        "encrypted_regex: ^pass\n    mac_only_encrypted: true",
+        "unencrypted_comment_regex: public",
+        "encrypted_comment_regex: sops:enc",
+        "unencrypted_suffix: _plain\n    mac_only_encrypted: true",
+    ];
+    let mut problems = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let cfg = format!("creation_rules:\n  - path_regex: cfg{i}\\.yaml$\n    {rule}\n");
+        s.write(".sops.yaml", cfg.as_bytes());
+        problems.extend(compare(&s, &format!("cfg{i}.yaml"), &input, &[]));
+    }
+    std::fs::remove_file(s.path(".sops.yaml")).expect("remove config");
+    assert_no_problems(problems, rules.len());
+}
+
+#[test]
+fn output_type_conversion_matches_sops() {
+    let s = Scratch::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus");
+    let mut problems = Vec::new();
+    for (file, out_type) in [("basic.yaml", "json"), ("types.json", "yaml"), ("nested.yaml", "json")] {
+        let input = std::fs::read(dir.join(file)).expect("corpus file");
+        let plain = s.write(file, &input);
+        let enc = ok(
+            &s.sops(&["encrypt", "--age", &s.recipient, plain.to_str().unwrap()]),
+            "sops encrypt",
+        );
+        let enc_file = s.write(&format!("enc-{file}"), &enc);
+        let enc_path = enc_file.to_str().unwrap();
+        let expected = ok(
+            &s.sops(&["decrypt", "--output-type", out_type, enc_path]),
+            "sops decrypt",
+        );
+        let ours = s.rsops(&["decrypt", "--output-type", out_type, enc_path]);
+        if ours.stdout != expected {
+            problems.push(format!(
+                "{file} -> {out_type}: differs (rsops exit {:?}: {})\n--- sops\n{}\n--- rsops\n{}",
+                ours.status.code(),
+                text(&ours.stderr),
+                text(&expected),
+                text(&ours.stdout)
+            ));
+        }
+        // Encrypting with conversion too.
+        let sops_conv = ok(
+            &s.sops(&[
+                "encrypt",
+                "--age",
+                &s.recipient,
+                "--output-type",
+                out_type,
+                plain.to_str().unwrap(),
+            ]),
+            "sops encrypt --output-type",
+        );
+        let ours = s.rsops(&[
+            "encrypt",
+            "--age",
+            &s.recipient,
+            "--output-type",
+            out_type,
+            plain.to_str().unwrap(),
+        ]);
+        if normalize_encrypted(&text(&ours.stdout)) != normalize_encrypted(&text(&sops_conv)) {
+            problems.push(format!(
+                "encrypt {file} -> {out_type}: structure differs\n--- sops\n{}\n--- rsops\n{}{}",
+                text(&sops_conv),
+                text(&ours.stdout),
+                text(&ours.stderr)
+            ));
+        }
+    }
+    assert_no_problems(problems, 3);
+}
+
+#[test]
+fn extract_matches_sops() {
+    let s = Scratch::new();
+    let input =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus/nested.yaml")).expect("corpus file");
+    let plain = s.write("nested.yaml", &input);
+    let enc = ok(
+        &s.sops(&["encrypt", "--age", &s.recipient, plain.to_str().unwrap()]),
+        "sops encrypt",
+    );
+    let enc_file = s.write("enc.yaml", &enc);
+    let enc_path = enc_file.to_str().unwrap();
+    let mut problems = Vec::new();
+    for (path, out_type) in [
+        (r#"["db"]"#, None),
+        (r#"["db"]["password"]"#, None),
+        (r#"["db"]["port"]"#, None),
+        (r#"["db"]["port"]"#, Some("json")),
+        (r#"["hosts"]"#, None),
+        (r#"["hosts"]"#, Some("json")),
+        (r#"["hosts"][1]"#, None),
+        (r#"["db"]"#, Some("json")),
+        (r#"["missing"]"#, None),
+        (r#"["hosts"][9]"#, None),
+        (r#"["db"][0]"#, None),
+        (r#"["db"][1]"#, Some("json")),
+        (r#"["db"#, None),
+    ] {
+        let mut args = vec!["decrypt", "--extract", path];
+        if let Some(t) = out_type {
+            args.extend(["--output-type", t]);
+        }
+        args.push(enc_path);
+        let theirs = s.sops(&args);
+        let ours = s.rsops(&args);
+        if theirs.status.code() != ours.status.code() || theirs.stdout != ours.stdout {
+            problems.push(format!(
+                "--extract {path} {out_type:?}: sops exit {:?} {:?}, rsops exit {:?} {:?} ({})",
+                theirs.status.code(),
+                text(&theirs.stdout),
+                ours.status.code(),
+                text(&ours.stdout),
+                text(&ours.stderr).trim()
+            ));
+        }
+    }
+    assert_no_problems(problems, 13);
+}
+
+#[test]
+fn binary_files_round_trip_both_ways() {
+    let s = Scratch::new();
+    let mut data: Vec<u8> = (0..=255u8).collect();
+    data.extend_from_slice(b"\n\r\n\0 trailing");
+    let mut problems = Vec::new();
+    for (name, content) in [
+        ("blob.bin", data.clone()),
+        ("empty.bin", Vec::new()),
+        ("text.txt", b"hello\n".to_vec()),
+    ] {
+        let p = s.write(name, &content);
+        let p = p.to_str().unwrap();
+        let sops_enc = s.write(
+            &format!("{name}.sops"),
+            &ok(&s.sops(&["encrypt", "--age", &s.recipient, p]), "sops encrypt"),
+        );
+        let ours = ok(
+            &s.rsops(&["decrypt", "--input-type", "binary", sops_enc.to_str().unwrap()]),
+            "rsops decrypt",
+        );
+        if ours != content {
+            problems.push(format!("{name}: rsops decrypt of sops binary file differs"));
+        }
+        let rs_enc = ok(&s.rsops(&["encrypt", "--age", &s.recipient, p]), "rsops encrypt");
+        let rs_file = s.write(&format!("{name}.rsops"), &rs_enc);
+        let theirs = ok(
+            &s.sops(&["decrypt", "--input-type", "binary", rs_file.to_str().unwrap()]),
+            "sops decrypt",
+        );
+        if theirs != content {
+            problems.push(format!("{name}: sops decrypt of rsops binary file differs"));
+        }
+        let sops_text = text(&std::fs::read(&sops_enc).unwrap());
+        if normalize_encrypted(&sops_text) != normalize_encrypted(&text(&rs_enc)) {
+            problems.push(format!("{name}: structure differs\n{sops_text}\n{}", text(&rs_enc)));
+        }
+    }
+    assert_no_problems(problems, 3);
+}
+
+/// A file encrypted for several recipients and for Shamir key groups by sops
+/// decrypts with rsops using any sufficient identity.
+#[test]
+fn multiple_recipients_and_key_groups_from_sops() {
+    let s = Scratch::new();
+    let k2 = s.path("k2.txt");
+    let r2 = common::new_age_key(&k2);
+    let k3 = s.path("k3.txt");
+    let r3 = common::new_age_key(&k3);
+    let plain = s.write("m.yaml", b"secret: value\nnum: 1\n");
+    // Two recipients in one group: either identity works.
+    let enc = ok(
+        &s.sops(&[
+            "encrypt",
+            "--age",
+            &format!("{},{r2}", s.recipient),
+            plain.to_str().unwrap(),
+        ]),
+        "sops encrypt",
+    );
+    let enc_file = s.write("m.enc.yaml", &enc);
+    for key in [s.key_file.clone(), k2.clone()] {
+        let out = s
+            .cmd(&common::rsops())
+            .env("SOPS_AGE_KEY_FILE", &key)
+            .args(["decrypt", enc_file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(text(&ok(&out, "rsops decrypt")), "secret: value\nnum: 1\n");
+    }
+    // Three groups, threshold 2.
+    let cfg = format!(
+        "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{r2}]\n      - age: [{r3}]\n",
+        s.recipient
+    );
+    s.write(".sops.yaml", cfg.as_bytes());
+    let enc = ok(
+        &s.sops(&["encrypt", plain.to_str().unwrap()]),
+        "sops encrypt with groups",
+    );
+    std::fs::remove_file(s.path(".sops.yaml")).unwrap();
+    let enc_file = s.write("g.enc.yaml", &enc);
+    let both = format!(
+        "{}\n{}",
+        std::fs::read_to_string(&s.key_file).unwrap(),
+        std::fs::read_to_string(&k3).unwrap()
+    );
+    let out = s
+        .cmd(&common::rsops())
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env("SOPS_AGE_KEY", &both)
+        .args(["decrypt", enc_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(text(&ok(&out, "rsops decrypt 2-of-3")), "secret: value\nnum: 1\n");
+    // One group only is not enough: sops's failure report and exit code.
+    let out = s
+        .cmd(&common::rsops())
+        .env("SOPS_AGE_KEY_FILE", &k2)
+        .args(["decrypt", enc_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let theirs = s
+        .cmd(&common::sops_ref())
+        .env("SOPS_AGE_KEY_FILE", &k2)
+        .args(["decrypt", enc_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128));
+    assert_eq!(out.status.code(), theirs.status.code());
+    assert!(text(&out.stderr).contains("Group 1: SUCCESS"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("encrypted with a Shamir threshold of\n2, but only 1 part(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// The complete file fixture of spec §13.2, written by sops, decrypts with
+/// the documented test identity.
+#[test]
+fn spec_fixture_decrypts() {
+    let s = Scratch::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/vectors");
+    let key = dir.join("spec-13-2.agekey");
+    for (file, expected) in [
+        (
+            "spec-13-2.enc.yaml",
+            "# hi\napp:\n    password: s3cr3t\n    port: 5432\n    ratio: 0.5\n    debug: false\n    hosts:\n        - h1\n",
+        ),
+        ("spec-13-2.enc.env", "# db\nDB_USER=admin\nDB_PASS=hunter2\nPORT_unencrypted=8080\n"),
+    ] {
+        let out = s.cmd(&common::rsops()).env("SOPS_AGE_KEY_FILE", &key).args(["decrypt", dir.join(file).to_str().unwrap()]).output().unwrap();
+        assert_eq!(text(&ok(&out, file)), expected);
+    }
+}
