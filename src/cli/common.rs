@@ -4,6 +4,9 @@
 use crate::cli::args::{KeyArgs, SelectorArgs};
 use rsops::config::{keyspec, Config, CreationRule};
 use rsops::keys::age::AgeSources;
+use rsops::keys::kms::KmsConfig;
+use rsops::keys::pgp::PgpConfig;
+use rsops::keys::vault::VaultConfig;
 use rsops::keys::{KeyConfig, Keyring};
 use rsops::metadata::KeyGroup;
 use rsops::policy::SelectorSpec;
@@ -101,7 +104,54 @@ pub fn keyring_from_env() -> Keyring {
         key_cmd: env_nonempty("SOPS_AGE_KEY_CMD"),
         default_key_file: user_config_dir().map(|d| d.join("sops/age/keys.txt")),
     };
-    Keyring::new(KeyConfig { age })
+    let pgp = PgpConfig {
+        gpg_exec: std::env::var_os("SOPS_GPG_EXEC").filter(|v| !v.is_empty()),
+        gnupg_home: std::env::var_os("GNUPGHOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        gpg_tty: if std::env::var_os("GPG_TTY").is_some() {
+            None
+        } else {
+            stdin_tty()
+        },
+    };
+    let vault = VaultConfig {
+        token: env_nonempty("VAULT_TOKEN").map(Zeroizing::new),
+        token_file: home.as_ref().map(|h| h.join(".vault-token")),
+        namespace: env_nonempty("VAULT_NAMESPACE"),
+        ca_cert: env_nonempty("VAULT_CACERT").map(PathBuf::from),
+        ca_path: env_nonempty("VAULT_CAPATH").map(PathBuf::from),
+        skip_verify: env_nonempty("VAULT_SKIP_VERIFY").is_some_and(|v| parse_go_bool(&v)),
+        timeout: env_nonempty("VAULT_CLIENT_TIMEOUT").and_then(|v| parse_seconds(&v)),
+    };
+    let kms = KmsConfig {
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| env_nonempty("HOSTNAME"))
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty()),
+    };
+    Keyring::new(KeyConfig { age, pgp, vault, kms })
+}
+
+/// Go's `strconv.ParseBool` truth values.
+fn parse_go_bool(v: &str) -> bool {
+    matches!(v, "1" | "t" | "T" | "TRUE" | "true" | "True")
+}
+
+/// `VAULT_CLIENT_TIMEOUT`: seconds, optionally with an `s` suffix.
+fn parse_seconds(v: &str) -> Option<std::time::Duration> {
+    let n: u64 = v.trim().trim_end_matches('s').parse().ok()?;
+    (n > 0).then(|| std::time::Duration::from_secs(n))
+}
+
+/// The terminal on stdin, if any, for gpg's pinentry (`GPG_TTY`).
+fn stdin_tty() -> Option<std::ffi::OsString> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    std::fs::read_link("/proc/self/fd/0").ok().map(|p| p.into_os_string())
 }
 
 pub fn cwd() -> CliResult<PathBuf> {

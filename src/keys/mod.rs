@@ -2,6 +2,9 @@
 //! recovering it on decrypt (spec §6, §9).
 
 pub mod age;
+pub mod kms;
+pub mod pgp;
+pub mod vault;
 
 use crate::cipher::DataKey;
 use crate::metadata::{MasterKey, Metadata};
@@ -15,13 +18,19 @@ use zeroize::Zeroizing;
 #[derive(Clone, Default)]
 pub struct KeyConfig {
     pub age: age::AgeSources,
+    pub pgp: pgp::PgpConfig,
+    pub vault: vault::VaultConfig,
+    pub kms: kms::KmsConfig,
 }
 
-/// Key sources for one process. Identities are loaded on first use only, so
-/// encrypting never touches private keys.
+/// Key sources for one process. Identities, HTTP clients and the AWS
+/// runtime are set up on first use only, so encrypting never touches private
+/// keys and a run without KMS keys never starts an async runtime.
 pub struct Keyring {
     config: KeyConfig,
     age_identities: OnceCell<age::AgeIdentities>,
+    vault: OnceCell<Result<vault::VaultClient, String>>,
+    kms: OnceCell<Result<kms::KmsClient, String>>,
 }
 
 impl Keyring {
@@ -29,13 +38,51 @@ impl Keyring {
         Keyring {
             config,
             age_identities: OnceCell::new(),
+            vault: OnceCell::new(),
+            kms: OnceCell::new(),
         }
+    }
+
+    fn vault(&self) -> Result<&vault::VaultClient, String> {
+        self.vault
+            .get_or_init(|| vault::VaultClient::new(&self.config.vault))
+            .as_ref()
+            .map_err(|e| format!("failed to create Vault client: {e}"))
+    }
+
+    fn kms(&self) -> Result<&kms::KmsClient, String> {
+        self.kms
+            .get_or_init(|| kms::KmsClient::new(&self.config.kms))
+            .as_ref()
+            .map_err(|e| e.clone())
     }
 
     /// Wrap `secret` (the data key or a Shamir share) for one master key.
     pub fn wrap(&self, key: &mut MasterKey, secret: &[u8]) -> Result<(), String> {
         let enc = match key {
             MasterKey::Age { recipient, .. } => age::AgeRecipient::parse(recipient)?.encrypt(secret)?,
+            MasterKey::Pgp { fp, .. } => self.config.pgp.encrypt(fp, secret)?,
+            MasterKey::HcVault {
+                vault_address,
+                engine_path,
+                key_name,
+                ..
+            } => self.vault()?.encrypt(vault_address, engine_path, key_name, secret)?,
+            MasterKey::Kms {
+                arn,
+                role,
+                context,
+                aws_profile,
+                ..
+            } => self.kms()?.encrypt(
+                &kms::KmsKey {
+                    arn,
+                    role,
+                    context,
+                    aws_profile,
+                },
+                secret,
+            )?,
             other => return Err(unsupported(other)),
         };
         key.set_enc(enc);
@@ -50,6 +97,30 @@ impl Keyring {
                 .age_identities
                 .get_or_init(|| age::AgeIdentities::load(&self.config.age))
                 .decrypt(enc),
+            MasterKey::Pgp { enc, .. } => self.config.pgp.decrypt(enc),
+            MasterKey::HcVault {
+                vault_address,
+                engine_path,
+                key_name,
+                enc,
+                ..
+            } => self.vault()?.decrypt(vault_address, engine_path, key_name, enc),
+            MasterKey::Kms {
+                arn,
+                role,
+                context,
+                aws_profile,
+                enc,
+                ..
+            } => self.kms()?.decrypt(
+                &kms::KmsKey {
+                    arn,
+                    role,
+                    context,
+                    aws_profile,
+                },
+                enc,
+            ),
             other => Err(unsupported(other)),
         }
     }
