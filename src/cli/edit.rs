@@ -145,18 +145,49 @@ fn editor_command(path: &Path) -> CliResult<std::process::Command> {
     ))
 }
 
+/// An editor failure worded like Go's `exec.Cmd.Run` error, as sops prints it.
+fn go_exec_error(program: &std::ffi::OsStr, result: std::io::Result<std::process::ExitStatus>) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    match result {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(sig)) => format!("signal: {}", signal_name(sig)),
+            (None, None) => s.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !program.to_string_lossy().contains('/') => {
+            Some(format!(
+                "exec: {:?}: executable file not found in $PATH",
+                program.to_string_lossy()
+            ))
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Go's names for the signals an editor typically dies of.
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGHUP => "hangup".into(),
+        libc::SIGINT => "interrupt".into(),
+        libc::SIGQUIT => "quit".into(),
+        libc::SIGABRT => "aborted".into(),
+        libc::SIGKILL => "killed".into(),
+        libc::SIGSEGV => "segmentation fault".into(),
+        libc::SIGPIPE => "broken pipe".into(),
+        libc::SIGTERM => "terminated".into(),
+        other => format!("signal {other}"),
+    }
+}
+
 fn run_editor(path: &Path) -> CliResult<()> {
     let mut cmd = editor_command(path)?;
     EDITOR_RUNNING.store(true, Ordering::SeqCst);
     let status = cmd.status();
     EDITOR_RUNNING.store(false, Ordering::SeqCst);
-    match status {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(CliError::new(
-            codes::NO_EDITOR_FOUND,
-            format!("Could not run editor: {s}"),
-        )),
-        Err(e) => Err(CliError::new(
+    match go_exec_error(cmd.get_program(), status) {
+        None => Ok(()),
+        Some(e) => Err(CliError::new(
             codes::NO_EDITOR_FOUND,
             format!("Could not run editor: {e}"),
         )),
@@ -209,10 +240,11 @@ fn example_document(format: Format) -> Document {
             Item::new("example_key", s("example_value")),
             Item::new("example_multiline", s("foo\nbar\nbaz")),
         ]),
+        // go-ini writes comments as `; <text>`: no leading space here.
         Format::Ini => Branch(vec![Item::new(
             "Welcome!",
             Value::Map(Branch(vec![
-                Item::comment(" This is an example file."),
+                Item::comment("This is an example file."),
                 Item::new("hello", s(welcome)),
                 Item::new("example_key", s("example_value")),
             ])),

@@ -170,7 +170,15 @@ pub struct ExecFileOptions {
 pub fn exec_file(opts: ExecOptions, file_opts: ExecFileOptions) -> CliResult<()> {
     let (file, command) = two_positionals(&opts.positionals)?;
     let file = Path::new(file);
-    let filename = file_opts.filename.clone().unwrap_or_else(|| "tmp-file".to_string());
+    // Like sops: `tmp-file` for the FIFO, a random `tmp-file<digits>` name
+    // (Go's `os.CreateTemp` pattern) for the regular file.
+    let filename = file_opts.filename.clone().unwrap_or_else(|| {
+        if file_opts.no_fifo {
+            format!("tmp-file{}", rand::random::<u32>())
+        } else {
+            "tmp-file".to_string()
+        }
+    });
     if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
         return Err(CliError::new(
             codes::GENERIC,

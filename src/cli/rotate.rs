@@ -70,9 +70,13 @@ pub fn run(req: RotateRequest) -> CliResult<()> {
         ));
     }
     if !req.file.exists() && req.keys.any() {
+        let abs = std::path::absolute(&req.file).unwrap_or_else(|_| req.file.clone());
         return Err(CliError::new(
             codes::CANNOT_CHANGE_KEYS_FROM_NON_EXISTENT_FILE,
-            "cannot add or remove keys on non-existent files, use the `encrypt` command instead",
+            format!(
+                "cannot add or remove keys on non-existent file {:?}, use the `edit` subcommand instead.",
+                abs.display().to_string()
+            ),
         ));
     }
     let context = common::parse_encryption_context(&req.encryption_context)?;

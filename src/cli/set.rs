@@ -64,7 +64,8 @@ pub fn run_set(req: SetRequest) -> CliResult<()> {
     let needed = if req.value_stdin { 2 } else { 3 };
     if req.positionals.len() != needed {
         let msg = if req.value_stdin {
-            "Error: no file specified, or index is missing. Need precisely 2 positional arguments when using --value-stdin."
+            // sops 3.11's wording, typo included.
+            "Error: file specified, or index and value are missing. Need precisely 2 positional arguments since --value-stdin is used."
         } else {
             "Error: no file specified, or index and value are missing. Need precisely 3 positional arguments."
         };
@@ -140,7 +141,7 @@ pub fn run_unset(req: UnsetRequest) -> CliResult<()> {
     if req.positionals.len() != 2 {
         return Err(CliError::new(
             codes::NO_FILE_SPECIFIED,
-            "no file specified, or index is missing. Need precisely 2 positional arguments.",
+            "no file specified, or index is missing",
         ));
     }
     let file = Path::new(&req.positionals[0]);

@@ -49,6 +49,30 @@ fn diff_groups(old: &[KeyGroup], new: &[KeyGroup]) -> Vec<GroupDiff> {
         .collect()
 }
 
+/// Ask until the answer is `y` or `n`, like sops's `fmt.Scanln` loop: end of
+/// input, an empty line or several words are errors (exit 1).
+fn confirm() -> CliResult<bool> {
+    let stdin = std::io::stdin();
+    loop {
+        print!("Is this okay? (y/n):");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let n = stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::new(codes::GENERIC, e.to_string()))?;
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (None, _) if n == 0 || !line.ends_with('\n') => return Err(CliError::new(codes::GENERIC, "EOF")),
+            (None, _) => return Err(CliError::new(codes::GENERIC, "unexpected newline")),
+            (Some(_), Some(_)) => return Err(CliError::new(codes::GENERIC, "expected newline")),
+            (Some("y"), None) => return Ok(true),
+            (Some("n"), None) => return Ok(false),
+            (Some(_), None) => continue,
+        }
+    }
+}
+
 fn update_file(file: &Path, req: &UpdateKeysRequest, cwd: &Path) -> CliResult<()> {
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     log(&format!("Syncing keys for file {}", abs.display()));
@@ -100,15 +124,9 @@ fn update_file(file: &Path, req: &UpdateKeysRequest, cwd: &Path) -> CliResult<()
         }
     }
     print!("{out}");
-    if !req.yes {
-        print!("Is this okay? (y/n):");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if answer.trim() != "y" {
-            log(&format!("File {} left unchanged", abs.display()));
-            return Ok(());
-        }
+    if !req.yes && !confirm()? {
+        log(&format!("File {} left unchanged", abs.display()));
+        return Ok(());
     }
     let key = ctx.data_key(&sealed)?;
     sealed.metadata.key_groups = rule.key_groups.clone();
