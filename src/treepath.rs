@@ -143,48 +143,70 @@ pub fn set(doc: &mut Document, path: &[PathComponent], leaf: Value) -> Result<bo
     Ok(*first != before)
 }
 
-/// Remove the entry at `path` from the first document (sops' `Unset`).
+/// Remove the entry at `path` from the first document (sops' `Unset`),
+/// with sops's error texts: `Key not found: k`, `Index n out of bounds`,
+/// and `Unsupported type: T for item 'c'` when a scalar is in the way
+/// (Go's `%s` of an index prints as `%!s(int=n)`).
 pub fn unset(doc: &mut Document, path: &[PathComponent]) -> Result<(), String> {
     let first = doc
         .branches
         .first_mut()
         .ok_or_else(|| "the file has no document".to_string())?;
-    let Some((last, parents)) = path.split_last() else {
+    if path.is_empty() {
         return Err("the path must not be empty".into());
-    };
-    let mut current: Option<&mut Value> = None;
-    let mut root = Some(first);
-    for c in parents {
-        let next = match (current.take(), root.take(), c) {
-            (None, Some(b), PathComponent::Key(k)) => b.get_mut(k).ok_or_else(|| format!("Key not found: {k}"))?,
-            (Some(Value::Map(b)), None, PathComponent::Key(k)) => {
-                b.get_mut(k).ok_or_else(|| format!("Key not found: {k}"))?
-            }
-            (Some(Value::List(l)), None, PathComponent::Index(i)) => {
-                let len = l.len();
-                l.get_mut(*i)
-                    .ok_or_else(|| format!("Index {i} out of bounds (length {len})"))?
-            }
-            (_, _, PathComponent::Key(k)) => return Err(format!("Key not found: {k}")),
-            (_, _, PathComponent::Index(i)) => return Err(format!("Index {i} out of bounds")),
-        };
-        current = Some(next);
     }
-    match (current, root, last) {
-        (None, Some(b), PathComponent::Key(k)) | (Some(Value::Map(b)), None, PathComponent::Key(k)) => {
-            let pos = b.position(k).ok_or_else(|| format!("Key not found: {k}"))?;
-            b.0.remove(pos);
-            Ok(())
-        }
-        (Some(Value::List(l)), None, PathComponent::Index(i)) => {
-            if *i >= l.len() {
-                return Err(format!("Index {i} out of bounds"));
+    unset_in_branch(first, path)
+}
+
+/// A path component as Go's `fmt.Sprintf("%s", component)` prints it.
+fn go_component(c: &PathComponent) -> String {
+    match c {
+        PathComponent::Key(k) => k.clone(),
+        PathComponent::Index(i) => format!("%!s(int={i})"),
+    }
+}
+
+fn unset_in_branch(b: &mut Branch, path: &[PathComponent]) -> Result<(), String> {
+    let Some((c, rest)) = path.split_first() else {
+        return Ok(());
+    };
+    let PathComponent::Key(k) = c else {
+        return Err(format!("Key not found: {}", go_component(c)));
+    };
+    let pos = b.position(k).ok_or_else(|| format!("Key not found: {k}"))?;
+    if rest.is_empty() {
+        b.0.remove(pos);
+        Ok(())
+    } else {
+        unset_in_value(&mut b.0[pos].value, rest)
+    }
+}
+
+fn unset_in_value(v: &mut Value, path: &[PathComponent]) -> Result<(), String> {
+    let Some((c, rest)) = path.split_first() else {
+        return Ok(());
+    };
+    match v {
+        Value::Map(b) => unset_in_branch(b, path),
+        Value::List(l) => match c {
+            // sops 3.11 panics here; report the key as missing instead.
+            PathComponent::Key(k) => Err(format!("Key not found: {k}")),
+            PathComponent::Index(i) if *i >= l.len() => Err(format!("Index {i} out of bounds")),
+            PathComponent::Index(i) if rest.is_empty() => {
+                l.remove(*i);
+                Ok(())
             }
-            l.remove(*i);
-            Ok(())
+            PathComponent::Index(i) => unset_in_value(&mut l[*i], rest),
+        },
+        other => {
+            let go_type = match other {
+                Value::Null => "<nil>",
+                Value::Time(_) => "time.Time",
+                Value::Comment(_) => "sops.Comment",
+                v => v.type_name(),
+            };
+            Err(format!("Unsupported type: {go_type} for item '{}'", go_component(c)))
         }
-        (_, _, PathComponent::Key(k)) => Err(format!("Key not found: {k}")),
-        (_, _, PathComponent::Index(i)) => Err(format!("Index {i} out of bounds")),
     }
 }
 
@@ -241,6 +263,18 @@ mod tests {
         assert_eq!(
             unset(&mut d, &parse(r#"["l"][9]"#).unwrap()).err().unwrap(),
             "Index 9 out of bounds"
+        );
+        assert_eq!(
+            unset(&mut d, &parse(r#"["a"]["x"]"#).unwrap()).err().unwrap(),
+            "Unsupported type: int for item 'x'"
+        );
+        assert_eq!(
+            unset(&mut d, &parse(r#"["l"][0][1]"#).unwrap()).err().unwrap(),
+            "Unsupported type: int for item '%!s(int=1)'"
+        );
+        assert_eq!(
+            unset(&mut d, &parse(r#"[0]"#).unwrap()).err().unwrap(),
+            "Key not found: %!s(int=0)"
         );
         unset(&mut d, &parse(r#"["a"]"#).unwrap()).unwrap();
         assert_eq!(d.branches[0].0.len(), 1);

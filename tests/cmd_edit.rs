@@ -77,7 +77,10 @@ fn unchanged_file_exits_200_and_is_not_written() {
     for tool in BOTH {
         let (target, out) = edit_copy(&s, tool, &orig, &editor, &[], None);
         assert_eq!(out.status.code(), Some(200), "{}: {}", tool.name(), text(&out.stderr));
-        assert_eq!(std::fs::read(&target).expect("read"), std::fs::read(&orig).expect("read"));
+        assert_eq!(
+            std::fs::read(&target).expect("read"),
+            std::fs::read(&orig).expect("read")
+        );
         outs.push(out);
     }
     assert_eq!(message(&outs[0].stderr), "File has not changed, exiting.");
@@ -120,7 +123,10 @@ fn invalid_yaml_returns_to_the_editor_after_enter() {
         ok(&out, &format!("{} edit", tool.name()));
         assert_eq!(std::fs::read_to_string(&counter).expect("counter").trim(), "2");
         let err = text(&out.stderr);
-        assert!(err.contains("Could not load tree, probably due to invalid syntax"), "{err}");
+        assert!(
+            err.contains("Could not load tree, probably due to invalid syntax"),
+            "{err}"
+        );
         assert!(err.contains("return to the editor, or Ctrl+C to exit."), "{err}");
         assert_eq!(text(&decrypt_both(&s, &target, &[])), "a: fixed\n");
     }
@@ -133,7 +139,10 @@ fn invalid_yaml_without_input_gives_up_and_keeps_the_file() {
     let editor = script(&s, "bad.sh", "printf 'a: [unclosed\\n' > \"$1\"\n");
     let (target, out) = edit_copy(&s, Tool::Rsops, &orig, &editor, &[], None);
     assert!(!out.status.success());
-    assert_eq!(std::fs::read(&target).expect("read"), std::fs::read(&orig).expect("read"));
+    assert_eq!(
+        std::fs::read(&target).expect("read"),
+        std::fs::read(&orig).expect("read")
+    );
 }
 
 #[test]
@@ -152,7 +161,10 @@ fn failing_or_missing_editor_exits_201() {
         assert_eq!(theirs.status.code(), Some(201), "{editor}: {}", text(&theirs.stderr));
         assert_eq!(ours.status.code(), Some(201), "{editor}: {}", text(&ours.stderr));
         assert_eq!(message(&ours.stderr), message(&theirs.stderr), "{editor}");
-        assert_eq!(std::fs::read(&target).expect("read"), std::fs::read(&orig).expect("read"));
+        assert_eq!(
+            std::fs::read(&target).expect("read"),
+            std::fs::read(&orig).expect("read")
+        );
     }
 }
 
@@ -317,9 +329,21 @@ fn show_master_keys_rejects_broken_metadata_until_fixed() {
     std::fs::copy(&orig, &target).expect("copy");
     // What the editor must restore on its second call: the -s view.
     let view = script(&s, "view.sh", &format!("cp \"$1\" {}\n", p(&s.path("shown.yaml"))));
-    let out = run_with(&s, Tool::Rsops, &["edit", "-s", p(&target)], &[("SOPS_EDITOR", p(&view))], None);
+    let out = run_with(
+        &s,
+        Tool::Rsops,
+        &["edit", "-s", p(&target)],
+        &[("SOPS_EDITOR", p(&view))],
+        None,
+    );
     assert_eq!(out.status.code(), Some(200));
-    let out = run_with(&s, Tool::Rsops, &["edit", "-s", p(&target)], &[("SOPS_EDITOR", p(&editor))], Some(b"\n"));
+    let out = run_with(
+        &s,
+        Tool::Rsops,
+        &["edit", "-s", p(&target)],
+        &[("SOPS_EDITOR", p(&editor))],
+        Some(b"\n"),
+    );
     ok(&out, "rsops edit -s");
     assert_eq!(std::fs::read_to_string(&counter).expect("counter").trim(), "2");
     assert_eq!(text(&decrypt_both(&s, &target, &[])), PLAIN.replace("5432", "1"));
@@ -346,14 +370,28 @@ fn temp_file_is_private_and_removed() {
                 ),
             );
             let (_, out) = edit_copy(&s, tool, &orig, &editor, &[("TMPDIR", p(&tmp))], None);
-            assert_eq!(out.status.success(), expect_ok, "{}: {}", tool.name(), text(&out.stderr));
+            assert_eq!(
+                out.status.success(),
+                expect_ok,
+                "{}: {}",
+                tool.name(),
+                text(&out.stderr)
+            );
             let info = std::fs::read_to_string(&info).expect("editor ran");
             let lines: Vec<&str> = info.lines().collect();
             assert_eq!(lines[0], "700", "{}: dir mode", tool.name());
             assert_eq!(lines[1], "600", "{}: file mode", tool.name());
             let path = Path::new(lines[2]);
-            assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(format!("{}.yaml", tool.name()).as_str()));
-            assert!(path.starts_with(&tmp), "{}: temp file outside TMPDIR: {}", tool.name(), path.display());
+            assert_eq!(
+                path.file_name().and_then(|n| n.to_str()),
+                Some(format!("{}.yaml", tool.name()).as_str())
+            );
+            assert!(
+                path.starts_with(&tmp),
+                "{}: temp file outside TMPDIR: {}",
+                tool.name(),
+                path.display()
+            );
             assert_eq!(entries(&tmp), Vec::<String>::new(), "{}: temp files left", tool.name());
         }
     }
@@ -371,7 +409,10 @@ fn sigterm_during_edit_removes_the_temp_dir() {
     let editor = script(
         &s,
         "slow.sh",
-        &format!("echo $$ > {i}.pid\necho \"$1\" > {i}.tmp\nmv {i}.tmp {i}\nexec sleep 30\n", i = p(&info)),
+        &format!(
+            "echo $$ > {i}.pid\necho \"$1\" > {i}.tmp\nmv {i}.tmp {i}\nexec sleep 30\n",
+            i = p(&info)
+        ),
     );
     let target = s.path("t.yaml");
     std::fs::copy(&orig, &target).expect("copy");
@@ -404,9 +445,16 @@ fn sigterm_during_edit_removes_the_temp_dir() {
         let _ = std::process::Command::new("kill").arg(pid.trim()).status();
     }
     assert!(!out.status.success());
-    assert!(!temp_dir.exists(), "temp dir left after SIGTERM: {}", temp_dir.display());
+    assert!(
+        !temp_dir.exists(),
+        "temp dir left after SIGTERM: {}",
+        temp_dir.display()
+    );
     assert_eq!(entries(&tmp), Vec::<String>::new());
-    assert_eq!(std::fs::read(&target).expect("read"), std::fs::read(&orig).expect("read"));
+    assert_eq!(
+        std::fs::read(&target).expect("read"),
+        std::fs::read(&orig).expect("read")
+    );
 }
 
 /// Editing existing files of the other formats: one value changed, the
@@ -415,7 +463,11 @@ fn sigterm_during_edit_removes_the_temp_dir() {
 fn edit_other_formats() {
     let s = Scratch::new();
     let cases: [(&str, &str, &str); 4] = [
-        ("f.json", "{\n\t\"a\": \"keep\",\n\t\"b\": \"old\"\n}", "{\n\t\"a\": \"keep\",\n\t\"b\": \"new\"\n}"),
+        (
+            "f.json",
+            "{\n\t\"a\": \"keep\",\n\t\"b\": \"old\"\n}",
+            "{\n\t\"a\": \"keep\",\n\t\"b\": \"new\"\n}",
+        ),
         ("f.env", "A=keep\nB=old\n", "A=keep\nB=new\n"),
         ("f.ini", "[s]\na = keep\nb = old\n", "[s]\na = keep\nb = new\n"),
         ("f.bin", "old", "new"),
@@ -437,7 +489,12 @@ fn edit_other_formats() {
                 assert_ne!(before[1], after[1], "{}: {name}", tool.name());
             }
             let plain_out = decrypt_both(&s, &target, &[]);
-            assert_eq!(text(&plain_out).trim_end(), expected.trim_end(), "{}: {name}", tool.name());
+            assert_eq!(
+                text(&plain_out).trim_end(),
+                expected.trim_end(),
+                "{}: {name}",
+                tool.name()
+            );
         }
     }
 }

@@ -53,6 +53,28 @@ pub fn parse_json_value(text: &[u8]) -> CliResult<Value> {
     }
 }
 
+/// An I/O error worded like Go's `syscall.Errno` text.
+fn go_io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// `set` and `unset` fail on a missing file like sops: reading it fails
+/// (exit 2), there is no "non-existent file" check (exit 100) here.
+fn require_readable(file: &Path) -> CliResult<()> {
+    if file.exists() {
+        return Ok(());
+    }
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    Err(CliError::new(
+        codes::COULD_NOT_READ_INPUT_FILE,
+        format!("Error reading file: open {}: no such file or directory", abs.display()),
+    ))
+}
+
 fn trim_json_ws(b: &[u8]) -> &[u8] {
     let is_ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
     let start = b.iter().position(|c| !is_ws(c)).unwrap_or(b.len());
@@ -61,6 +83,12 @@ fn trim_json_ws(b: &[u8]) -> &[u8] {
 }
 
 pub fn run_set(req: SetRequest) -> CliResult<()> {
+    if req.value_file && req.value_stdin {
+        return Err(CliError::new(
+            codes::GENERIC,
+            "cannot use both --value-file and --value-stdin",
+        ));
+    }
     let needed = if req.value_stdin { 2 } else { 3 };
     if req.positionals.len() != needed {
         let msg = if req.value_stdin {
@@ -72,12 +100,6 @@ pub fn run_set(req: SetRequest) -> CliResult<()> {
         return Err(CliError::new(
             codes::NO_FILE_SPECIFIED,
             msg.trim_start_matches("Error: "),
-        ));
-    }
-    if req.value_file && req.value_stdin {
-        return Err(CliError::new(
-            codes::CONFLICTING_PARAMETERS,
-            "--value-file and --value-stdin cannot be used together",
         ));
     }
     let file = Path::new(&req.positionals[0]);
@@ -95,7 +117,7 @@ pub fn run_set(req: SetRequest) -> CliResult<()> {
         Zeroizing::new(std::fs::read(&req.positionals[2]).map_err(|e| {
             CliError::new(
                 codes::GENERIC,
-                format!("Error reading value file {}: {e}", req.positionals[2]),
+                format!("open {}: {}", req.positionals[2], go_io_reason(&e)),
             )
         })?)
     } else {
@@ -111,6 +133,7 @@ pub fn run_set(req: SetRequest) -> CliResult<()> {
         req.config_path.as_deref(),
         &req.decryption_order,
     )?;
+    require_readable(file)?;
     let mut opened = ctx.open(file, req.ignore_mac)?;
     let changed =
         treepath::set(&mut opened.doc, &path, value).map_err(|e| CliError::new(codes::INVALID_SET_FORMAT, e))?;
@@ -156,6 +179,7 @@ pub fn run_unset(req: UnsetRequest) -> CliResult<()> {
         req.config_path.as_deref(),
         &req.decryption_order,
     )?;
+    require_readable(file)?;
     let mut opened = ctx.open(file, req.ignore_mac)?;
     if let Err(e) = treepath::unset(&mut opened.doc, &path) {
         if req.idempotent {

@@ -109,7 +109,11 @@ pub fn same_failure(s: &Scratch, args: &[&str], setup: &dyn Fn(), what: &str) ->
         text(&theirs.stderr),
         text(&ours.stderr)
     );
-    assert_eq!(message(&ours.stderr), message(&theirs.stderr), "{what}: messages differ");
+    assert_eq!(
+        message(&ours.stderr),
+        message(&theirs.stderr),
+        "{what}: messages differ"
+    );
     (theirs, ours)
 }
 
@@ -138,8 +142,14 @@ pub fn p(path: &Path) -> &str {
 /// Decrypt `file` with both tools; assert both succeed with the same bytes and return them.
 #[track_caller]
 pub fn decrypt_both(s: &Scratch, file: &Path, env: &[(&str, &str)]) -> Vec<u8> {
-    let theirs = ok(&run_with(s, Tool::Sops, &["decrypt", p(file)], env, None), "sops decrypt");
-    let ours = ok(&run_with(s, Tool::Rsops, &["decrypt", p(file)], env, None), "rsops decrypt");
+    let theirs = ok(
+        &run_with(s, Tool::Sops, &["decrypt", p(file)], env, None),
+        "sops decrypt",
+    );
+    let ours = ok(
+        &run_with(s, Tool::Rsops, &["decrypt", p(file)], env, None),
+        "rsops decrypt",
+    );
     assert_eq!(
         text(&ours),
         text(&theirs),
@@ -195,15 +205,16 @@ pub fn mask_log_time(s: &str) -> String {
 /// Entries of a directory (names), sorted.
 pub fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
 }
 
 pub fn require_sh() {
-    assert!(
-        Path::new("/bin/sh").is_file(),
-        "/bin/sh is required by this test"
-    );
+    assert!(Path::new("/bin/sh").is_file(), "/bin/sh is required by this test");
 }
