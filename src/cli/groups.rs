@@ -57,6 +57,25 @@ fn file_of(req: &GroupsRequest) -> CliResult<&PathBuf> {
     })
 }
 
+/// The data key, failing like sops's `groups` commands: the bare
+/// `getDataKeyError` text with exit 1 (no per-group report, no exit 128).
+fn data_key(ctx: &FileContext, sealed: &crate::cli::rewrite::Sealed) -> CliResult<rsops::cipher::DataKey> {
+    let keyring = common::keyring_from_env();
+    rsops::keys::recover_data_key(&sealed.metadata, &keyring, &ctx.order).map_err(|e| {
+        if e.combine_error.is_some() {
+            return CliError::new(codes::GENERIC, e.to_string());
+        }
+        let successful = e.groups.iter().filter(|g| g.is_none()).count();
+        CliError::new(
+            codes::GENERIC,
+            format!(
+                "Error getting data key: {} successful groups required, got {successful}",
+                e.threshold
+            ),
+        )
+    })
+}
+
 fn finish(
     req: &GroupsRequest,
     ctx: &FileContext,
@@ -81,7 +100,7 @@ pub fn add(req: GroupsRequest, keys: GroupKeys) -> CliResult<()> {
     }
     let ctx = FileContext::new(&file, None, None, req.config_path.as_deref(), &None)?;
     let mut sealed = ctx.load_sealed(&file)?;
-    let key = ctx.data_key(&sealed)?;
+    let key = data_key(&ctx, &sealed)?;
     sealed.metadata.key_groups.push(group);
     if req.shamir_threshold != 0 {
         sealed.metadata.shamir_threshold = req.shamir_threshold;
@@ -108,7 +127,7 @@ pub fn delete(req: GroupsRequest, index: Option<String>) -> CliResult<()> {
             ),
         ));
     }
-    let key = ctx.data_key(&sealed)?;
+    let key = data_key(&ctx, &sealed)?;
     sealed.metadata.key_groups.remove(index);
     if req.shamir_threshold != 0 {
         sealed.metadata.shamir_threshold = req.shamir_threshold;

@@ -286,6 +286,22 @@ fn legacy(a: LegacyArgs, file: Option<PathBuf>, extra: &[String]) -> CliResult<(
             "cannot operate on both --output and --in-place",
         ));
     }
+    // sops's legacy checks for a missing file, in its order (spec §11.2).
+    if !file.exists() {
+        if a.rotate_keys.any() {
+            let abs = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+            return Err(CliError::new(
+                codes::CANNOT_CHANGE_KEYS_FROM_NON_EXISTENT_FILE,
+                format!(
+                    "cannot add or remove keys on non-existent file {:?}, use `--kms` and `--pgp` instead.",
+                    abs.display().to_string()
+                ),
+            ));
+        }
+        if a.encrypt || a.decrypt || a.rotate {
+            common::require_existing(&file)?;
+        }
+    }
     if a.encrypt && a.decrypt {
         warn("more than one mode flag given; the last one's output wins (deprecated)");
     }

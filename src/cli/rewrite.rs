@@ -8,6 +8,18 @@ use rsops::sopsfile::{self, StoreSettings};
 use rsops::stores::Format;
 use std::path::Path;
 
+/// Outside encrypt/decrypt sops has no "non-existent file" check: reading
+/// the file fails with exit 2 and Go's error text (path as given).
+fn require_readable(file: &Path) -> CliResult<()> {
+    if file.exists() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        codes::COULD_NOT_READ_INPUT_FILE,
+        format!("Error reading file: open {}: no such file or directory", file.display()),
+    ))
+}
+
 /// Where a file is read from and how it is parsed and printed.
 pub struct FileContext {
     pub settings: StoreSettings,
@@ -37,7 +49,7 @@ impl FileContext {
 
     /// Read and decrypt `file`, remembering IVs for re-encryption.
     pub fn open(&self, file: &Path, ignore_mac: bool) -> CliResult<Opened> {
-        common::require_existing(file)?;
+        require_readable(file)?;
         let input = common::read_input(Some(file))?;
         let keyring = common::keyring_from_env();
         open_encrypted(
@@ -79,7 +91,7 @@ pub struct Sealed {
 
 impl FileContext {
     pub fn load_sealed(&self, file: &Path) -> CliResult<Sealed> {
-        common::require_existing(file)?;
+        require_readable(file)?;
         let input = common::read_input(Some(file))?;
         let (doc, metadata) =
             sopsfile::load_encrypted(self.in_format, &self.settings, &input).map_err(|e| match e {

@@ -79,6 +79,14 @@ pub fn run(req: RotateRequest) -> CliResult<()> {
             ),
         ));
     }
+    if !req.file.exists() {
+        // The `rotate` subcommand has no "non-existent file" check: reading fails (exit 2).
+        let abs = std::path::absolute(&req.file).unwrap_or_else(|_| req.file.clone());
+        return Err(CliError::new(
+            codes::COULD_NOT_READ_INPUT_FILE,
+            format!("Error reading file: open {}: no such file or directory", abs.display()),
+        ));
+    }
     let context = common::parse_encryption_context(&req.encryption_context)?;
     let add = keys_from_flags(&req.keys, true, &context)?;
     let remove = keys_from_flags(&req.keys, false, &context)?;

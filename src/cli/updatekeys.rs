@@ -141,6 +141,11 @@ pub fn run(req: UpdateKeysRequest) -> CliResult<()> {
         return Err(CliError::new(codes::NO_FILE_SPECIFIED, "no file specified"));
     }
     let cwd = common::cwd()?;
+    // Like sops, a missing config is reported once, before any file is synced.
+    if common::load_config(req.config_path.as_deref(), &cwd)?.is_none() {
+        return Err(CliError::new(codes::GENERIC, "config file not found")
+            .hint("updatekeys needs a .sops.yaml with creation rules"));
+    }
     if req.files.len() == 1 {
         return update_file(&req.files[0], &req, &cwd);
     }
