@@ -86,6 +86,15 @@ pub fn has_metadata(format: Format, doc: &Document) -> bool {
 }
 
 /// Parse an encrypted file into its (still encrypted) tree and metadata.
+/// The store name sops prints in `Error unmarshalling input <name>: …` for
+/// an encrypted file: the binary store reads its encrypted form as JSON.
+pub fn encrypted_store_name(format: Format) -> &'static str {
+    match format {
+        Format::Binary => "json",
+        other => other.name(),
+    }
+}
+
 pub fn load_encrypted(format: Format, s: &StoreSettings, input: &[u8]) -> Result<(Document, Metadata), LoadError> {
     if matches!(format, Format::Json | Format::Binary) {
         // sops validates encrypted JSON strictly before reading it (trailing

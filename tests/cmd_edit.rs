@@ -410,13 +410,13 @@ fn sigterm_during_edit_removes_the_temp_dir() {
         &s,
         "slow.sh",
         &format!(
-            "echo $$ > {i}.pid\necho \"$1\" > {i}.tmp\nmv {i}.tmp {i}\nexec sleep 30\n",
+            "echo $$ > {i}.pid\necho \"$1\" > {i}.tmp\nmv {i}.tmp {i}\nexec sleep 30 >/dev/null 2>&1\n",
             i = p(&info)
         ),
     );
     let target = s.path("t.yaml");
     std::fs::copy(&orig, &target).expect("copy");
-    let mut child = command(
+    let child = command(
         &s,
         Tool::Rsops,
         &["edit", p(&target)],

@@ -46,7 +46,10 @@ pub fn open_encrypted(
     let (mut doc, metadata) = sopsfile::load_encrypted(format, settings, input).map_err(|e| match e {
         LoadError::Parse(e) => CliError::new(
             codes::GENERIC,
-            format!("Error unmarshalling input {}: {e}", format.name()),
+            format!(
+                "Error unmarshalling input {}: {e}",
+                sopsfile::encrypted_store_name(format)
+            ),
         ),
         LoadError::Metadata(e) => CliError::new(codes::GENERIC, e.to_string())
             .hint("this file does not look like a sops-encrypted file; check --input-type, or encrypt it first"),

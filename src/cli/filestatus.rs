@@ -32,7 +32,12 @@ pub fn run(file: Option<PathBuf>, input_type: Option<String>, config_path: Optio
     let encrypted = match sopsfile::load_encrypted(format, &settings, &input) {
         Ok(_) => true,
         Err(LoadError::Metadata(MetadataError::NotFound)) => false,
-        Err(LoadError::Parse(e)) => return Err(fail(format!("Error unmarshalling input {}: {e}", format.name()))),
+        Err(LoadError::Parse(e)) => {
+            return Err(fail(format!(
+                "Error unmarshalling input {}: {e}",
+                sopsfile::encrypted_store_name(format)
+            )))
+        }
         Err(e) => return Err(fail(e.to_string())),
     };
     common::write_output(

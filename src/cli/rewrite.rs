@@ -97,7 +97,10 @@ impl FileContext {
             sopsfile::load_encrypted(self.in_format, &self.settings, &input).map_err(|e| match e {
                 sopsfile::LoadError::Parse(e) => CliError::new(
                     codes::GENERIC,
-                    format!("Error unmarshalling input {}: {e}", self.in_format.name()),
+                    format!(
+                        "Error unmarshalling input {}: {e}",
+                        sopsfile::encrypted_store_name(self.in_format)
+                    ),
                 ),
                 sopsfile::LoadError::Metadata(e) => CliError::new(codes::GENERIC, e.to_string()),
             })?;
