@@ -98,20 +98,31 @@ fn value_from_path(path: &[PathComponent], leaf: Value) -> Value {
     }
 }
 
-fn set_in_branch(branch: &mut Branch, path: &[PathComponent], leaf: Value) {
+fn set_in_branch(branch: &mut Branch, path: &[PathComponent], leaf: Value) -> Result<(), String> {
     let Some((PathComponent::Key(k), rest)) = path.split_first() else {
-        return;
+        return Ok(());
     };
     match branch.get_mut(k) {
         Some(v) if rest.is_empty() => *v = leaf,
-        Some(v) => set_in_value(v, rest, leaf),
+        Some(v) => return set_in_value(v, rest, leaf),
         None => branch.push(k.clone(), value_from_path(rest, leaf)),
     }
+    Ok(())
 }
 
-fn set_in_value(value: &mut Value, path: &[PathComponent], leaf: Value) {
+fn set_in_value(value: &mut Value, path: &[PathComponent], leaf: Value) -> Result<(), String> {
     match (value, path.first()) {
-        (Value::Map(b), Some(PathComponent::Key(_))) => set_in_branch(b, path, leaf),
+        (Value::Map(b), Some(PathComponent::Key(_))) => return set_in_branch(b, path, leaf),
+        // sops panics or silently does nothing here; replacing the container
+        // would lose data, so refuse.
+        (Value::Map(_), Some(PathComponent::Index(i))) => {
+            return Err(format!(
+                "cannot use index [{i}] on a mapping; use a [\"key\"] component"
+            ))
+        }
+        (Value::List(_), Some(PathComponent::Key(k))) => {
+            return Err(format!("cannot use key ['{k}'] on a list; use an [index] component"))
+        }
         (Value::List(l), Some(PathComponent::Index(i))) => {
             let rest = &path[1..];
             if *i >= l.len() {
@@ -119,12 +130,13 @@ fn set_in_value(value: &mut Value, path: &[PathComponent], leaf: Value) {
             } else if rest.is_empty() {
                 l[*i] = leaf;
             } else {
-                set_in_value(&mut l[*i], rest, leaf);
+                return set_in_value(&mut l[*i], rest, leaf);
             }
         }
-        // Anything else in the way is replaced by the new structure.
+        // A scalar in the way is replaced by the new structure.
         (v, _) => *v = value_from_path(path, leaf),
     }
+    Ok(())
 }
 
 /// Set `path` in the first document to `leaf` (sops' `Set`): existing
@@ -139,7 +151,7 @@ pub fn set(doc: &mut Document, path: &[PathComponent], leaf: Value) -> Result<bo
         return Err("the path must start with a key".into());
     }
     let before = first.clone();
-    set_in_branch(first, path, leaf);
+    set_in_branch(first, path, leaf)?;
     Ok(*first != before)
 }
 
@@ -248,6 +260,10 @@ mod tests {
         let Some(Value::List(l)) = b.get("l") else { panic!() };
         assert_eq!(l.len(), 3);
         assert!(matches!(&l[2], Value::Map(m) if m.get("q") == Some(&Value::Int(7))));
+        // A key on a list, or an index on a mapping, is refused rather than
+        // replacing the container.
+        assert!(set(&mut d, &parse(r#"["l"]["x"]"#).unwrap(), Value::Null).is_err());
+        assert!(set(&mut d, &parse(r#"["n"][0]"#).unwrap(), Value::Null).is_err());
         // Typed comparison: float 1 over int 1 is a change.
         assert!(set(&mut d, &parse(r#"["l"][0]"#).unwrap(), Value::Float(1.0)).unwrap());
     }

@@ -243,7 +243,13 @@ fn run(cli: Cli) -> CliResult<()> {
                 Shell::Fish => clap_complete::Shell::Fish,
             };
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "rsops", &mut script);
+            // Complete under the name we were invoked as, so `sops` (an alias
+            // or symlink to rsops) gets its completions too.
+            let name = std::env::args_os()
+                .next()
+                .and_then(|a| PathBuf::from(a).file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "rsops".to_string());
+            clap_complete::generate(shell, &mut cmd, name, &mut script);
             common::write_output(common::Destination::Stdout, &script)
         }
         None => legacy(cli.legacy, cli.file, &cli.extra),

@@ -138,7 +138,7 @@ pub fn run_set(req: SetRequest) -> CliResult<()> {
     let changed =
         treepath::set(&mut opened.doc, &path, value).map_err(|e| CliError::new(codes::INVALID_SET_FORMAT, e))?;
     if req.idempotent && !changed {
-        eprintln!("File not written due to no change");
+        // sops 3.11 says nothing here either.
         return Ok(());
     }
     if opened.doc.branches.first().is_some_and(|b| b.get("sops").is_some()) {

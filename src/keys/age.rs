@@ -188,10 +188,12 @@ impl AgeIdentities {
             .decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| {
                 let detail = match e {
-                    age::DecryptError::NoMatchingKeys => {
+                    // Go age words this differently for one identity and for several.
+                    age::DecryptError::NoMatchingKeys if self.identities.len() == 1 => {
                         "identity did not match any of the recipients: incorrect identity for recipient block"
                             .to_string()
                     }
+                    age::DecryptError::NoMatchingKeys => "no identity matched any of the recipients".to_string(),
                     other => other.to_string(),
                 };
                 format!(
