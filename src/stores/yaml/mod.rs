@@ -6,6 +6,7 @@
 
 mod compose;
 mod emit;
+mod fast;
 mod parser;
 mod resolve;
 mod scanner;
@@ -151,7 +152,27 @@ impl Store for YamlStore {
             return Ok(Vec::new());
         }
         let data = prepare_input(input)?;
-        let mut composer = Composer::new(&data);
+        if let Ok(branches) = fast::Fast::new(&data).load() {
+            return Ok(branches);
+        }
+        load_reference(&data)
+    }
+
+    fn emit(&self, branches: &[Branch]) -> Result<Vec<u8>, StoreError> {
+        Ok(emit::emit_documents(branches, self.indent))
+    }
+
+    fn emit_value(&self, value: &Value) -> Result<Vec<u8>, StoreError> {
+        // sops' EmitValue uses yaml.Marshal, i.e. go-yaml's default indent.
+        Ok(emit::emit_single_value(value, 4))
+    }
+}
+
+/// The reference load: composer → node tree, sops' pre-check of the first
+/// document, node → tree conversion. Handles every input; the streaming
+/// path (`fast`) defers to it for whatever it does not cover.
+fn load_reference(data: &[u8]) -> Result<Vec<Branch>, StoreError> {
+    let mut composer = Composer::new(data);
         // sops first decodes the first document into a map to check keys;
         // errors up to the end of that document are reported unwrapped.
         let first = match composer.next_document() {
@@ -177,16 +198,6 @@ impl Store for YamlStore {
             return Err(StoreError::new(UINT64_ERROR));
         }
         Ok(branches)
-    }
-
-    fn emit(&self, branches: &[Branch]) -> Result<Vec<u8>, StoreError> {
-        Ok(emit::emit_documents(branches, self.indent))
-    }
-
-    fn emit_value(&self, value: &Value) -> Result<Vec<u8>, StoreError> {
-        // sops' EmitValue uses yaml.Marshal, i.e. go-yaml's default indent.
-        Ok(emit::emit_single_value(value, 4))
-    }
 }
 
 /// A small, fast hasher for internal maps keyed by integers and short
@@ -503,7 +514,143 @@ mod tests {
         b"%",
     ];
 
+    /// Tree equality that treats NaN floats as equal to each other.
+    fn same_value(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+            (Value::Map(x), Value::Map(y)) => same_branch(x, y),
+            (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(p, q)),
+            _ => a == b,
+        }
+    }
+
+    fn same_branch(a: &Branch, b: &Branch) -> bool {
+        a.0.len() == b.0.len() && a.0.iter().zip(&b.0).all(|(p, q)| p.key == q.key && same_value(&p.value, &q.value))
+    }
+
+    /// The streaming path must give exactly the reference result whenever
+    /// it does not defer to it. Returns whether it handled the input.
+    fn check_fast_matches(input: &[u8]) -> bool {
+        let Ok(data) = prepare_input(input) else {
+            return false;
+        };
+        let Ok(fast) = fast::Fast::new(&data).load() else {
+            return false;
+        };
+        match load_reference(&data) {
+            Ok(r) => assert!(
+                r.len() == fast.len() && r.iter().zip(&fast).all(|(x, y)| same_branch(x, y)),
+                "streaming load differs from the reference for {:?}",
+                String::from_utf8_lossy(input)
+            ),
+            Err(e) => panic!(
+                "streaming load accepted what the reference rejects ({}): {:?}",
+                e.message,
+                String::from_utf8_lossy(input)
+            ),
+        }
+        true
+    }
+
+    #[test]
+    fn streaming_load_matches_reference_on_corpus() {
+        let mut handled = 0;
+        let mut total = 0;
+        for dir in ["testdata/stores/yaml", "tests/oracle"] {
+            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+                    continue;
+                }
+                let Ok(data) = std::fs::read(&p) else { continue };
+                total += 1;
+                if check_fast_matches(&data) {
+                    handled += 1;
+                }
+            }
+        }
+        assert!(total > 30 && handled > total / 2, "handled {handled} of {total}");
+    }
+
+    /// Random block-structured documents with comments everywhere.
+    fn gen_structured(rng: &mut Rng, out: &mut String, ind: usize, depth: usize) {
+        let n = 1 + rng.below(4);
+        let list = depth > 0 && rng.below(3) == 0;
+        for i in 0..n {
+            for _ in 0..rng.below(3) {
+                match rng.below(6) {
+                    0 => out.push('\n'),
+                    1 => out.push_str(&format!("{:w$}# c{i}\n", "", w = ind.saturating_sub(2))),
+                    2 => out.push_str(&format!("{:w$}# d{i}\n", "", w = ind + 2)),
+                    3 => out.push_str("# top\n"),
+                    _ => out.push_str(&format!("{:ind$}# h{i}\n", "")),
+                }
+            }
+            let lead = if list { format!("{:ind$}- ", "") } else { format!("{:ind$}k{i}: ", "") };
+            out.push_str(&lead);
+            let sub = if list { ind + 2 } else { ind + 2 + rng.below(2) * 2 };
+            match rng.below(if depth < 4 { 9 } else { 5 }) {
+                0 => out.push_str("plain value"),
+                1 => out.push_str("\"quoted \\t\""),
+                2 => out.push_str("42"),
+                3 => out.push_str("|\n  line1\n  line2"),
+                4 => out.push_str("[a, {b: c}]"),
+                5 | 6 => {
+                    if rng.below(2) == 0 {
+                        out.push_str("# on key");
+                    }
+                    out.push('\n');
+                    gen_structured(rng, out, sub, depth + 1);
+                    continue;
+                }
+                _ => {
+                    out.push('\n');
+                    gen_structured(rng, out, sub, depth + 1);
+                    continue;
+                }
+            }
+            if rng.below(3) == 0 {
+                out.push_str(" # line");
+            }
+            out.push('\n');
+        }
+        if rng.below(3) == 0 {
+            out.push_str(&format!("{:ind$}# foot\n", ""));
+        }
+    }
+
+    #[test]
+    fn streaming_load_matches_reference_on_generated() {
+        let scale: usize = std::env::var("RSOPS_FUZZ_SCALE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        let mut rng = Rng(0x5EED_1234_ABCD_0001);
+        let mut handled = 0;
+        let n = 3000 * scale;
+        for i in 0..n {
+            let mut s = String::new();
+            if rng.below(4) == 0 {
+                s.push_str("# doc head\n\n");
+            }
+            gen_structured(&mut rng, &mut s, 0, 0);
+            if rng.below(5) == 0 {
+                s.push_str("---\n");
+                gen_structured(&mut rng, &mut s, 0, 0);
+            }
+            if i % 7 == 0 {
+                s = s.replace('\n', "\r\n");
+            }
+            if check_fast_matches(s.as_bytes()) {
+                handled += 1;
+            }
+        }
+        assert!(handled > n / 4, "handled {handled} of {n}");
+    }
+
     fn check_no_panic(input: &[u8]) {
+        check_fast_matches(input);
         let st = YamlStore::default();
         if let Ok(b) = st.load(input) {
             let out = st.emit(&b).expect("emit never fails");
