@@ -136,6 +136,8 @@ pub struct Scanner<'a> {
     simple_key_allowed: bool,
     simple_keys: Vec<SimpleKey>,
     simple_keys_by_tok: HashMap<usize, usize, FxBuild>,
+    /// Map size that triggers dropping its stale entries (see `save_simple_key`).
+    simple_keys_prune_at: usize,
 
     pub comments: Vec<Comment>,
     pub comments_head: usize,
@@ -161,6 +163,27 @@ fn width(b: u8) -> usize {
     }
 }
 
+/// A line break at `buf[p]` (0 past the end is not one).
+#[inline]
+fn break_at(buf: &[u8], p: usize) -> bool {
+    let at = |k: usize| buf.get(p + k).copied().unwrap_or(0);
+    match at(0) {
+        b'\r' | b'\n' => true,
+        0xC2 => at(1) == 0x85,
+        0xE2 => at(1) == 0x80 && (at(2) == 0xA8 || at(2) == 0xA9),
+        _ => false,
+    }
+}
+
+/// Blank, break or end of input at `buf[p]`.
+#[inline]
+fn blankz_at(buf: &[u8], p: usize) -> bool {
+    match buf.get(p) {
+        None | Some(0) | Some(b' ') | Some(b'\t') => true,
+        _ => break_at(buf, p),
+    }
+}
+
 impl<'a> Scanner<'a> {
     pub fn new(buf: &'a [u8]) -> Scanner<'a> {
         Scanner {
@@ -180,6 +203,7 @@ impl<'a> Scanner<'a> {
             simple_key_allowed: false,
             simple_keys: Vec::new(),
             simple_keys_by_tok: HashMap::default(),
+            simple_keys_prune_at: 64,
             comments: Vec::new(),
             comments_head: 0,
             error: None,
@@ -530,6 +554,16 @@ impl<'a> Scanner<'a> {
             let last = self.simple_keys.len() - 1;
             self.simple_keys[last] = sk;
             self.simple_keys_by_tok.insert(sk.token_number, last);
+            if self.simple_keys_by_tok.len() > self.simple_keys_prune_at {
+                // Keys invalidated by `simple_key_is_valid` stay in the map
+                // (as in go-yaml) but are only ever looked up by the current
+                // `tokens_parsed`, which never decreases: entries below it
+                // are dead. Dropping them changes nothing and keeps the map
+                // small; the doubling threshold keeps this amortised linear.
+                let parsed = self.tokens_parsed;
+                self.simple_keys_by_tok.retain(|&tn, _| tn >= parsed);
+                self.simple_keys_prune_at = 64 + 2 * self.simple_keys_by_tok.len();
+            }
         }
         Ok(())
     }
@@ -810,9 +844,21 @@ impl<'a> Scanner<'a> {
             if self.mark.column == 0 && self.is_bom(0) {
                 self.skip();
             }
-            while self.at(0) == b' ' || ((self.flow_level > 0 || !self.simple_key_allowed) && self.at(0) == b'\t') {
-                self.skip();
+            // Skip blanks in one go (`skip` per character in go-yaml; blanks
+            // leave `newlines` alone).
+            let tabs = self.flow_level > 0 || !self.simple_key_allowed;
+            let mut p = self.pos;
+            while let Some(&b) = self.buf.get(p) {
+                if b == b' ' || (tabs && b == b'\t') {
+                    p += 1;
+                } else {
+                    break;
+                }
             }
+            let n = (p - self.pos) as i64;
+            self.pos = p;
+            self.mark.index += n;
+            self.mark.column += n;
 
             // A line comment under a lone sequence entry that looks like a
             // header of the following content becomes a head comment.
@@ -1171,13 +1217,27 @@ impl<'a> Scanner<'a> {
             leading_blank = self.is_blank(0);
             // Copy the rest of the line in one go (no breaks inside).
             let line_start = self.pos;
-            while !self.is_breakz(0) {
-                if !self.is_blank(0) {
+            {
+                let buf = self.buf;
+                let mut p = line_start;
+                let mut n: i64 = 0;
+                let mut non_blank = false;
+                while let Some(&c) = buf.get(p) {
+                    match c {
+                        0 | b'\r' | b'\n' => break,
+                        0xC2 | 0xE2 if break_at(buf, p) => break,
+                        b' ' | b'\t' => {}
+                        _ => non_blank = true,
+                    }
+                    p += width(c);
+                    n += 1;
+                }
+                if non_blank {
                     self.newlines = 0;
                 }
-                self.mark.index += 1;
-                self.mark.column += 1;
-                self.pos += width(self.at(0));
+                self.pos = p;
+                self.mark.index += n;
+                self.mark.column += n;
             }
             let line_end = self.pos.min(self.buf.len());
             if line_start < line_end {
@@ -1319,17 +1379,21 @@ impl<'a> Scanner<'a> {
                 } else {
                     // Copy a run of ordinary characters at once.
                     let st = self.pos;
-                    loop {
-                        let c = self.at(0);
+                    let buf = self.buf;
+                    let mut p = st;
+                    let mut n: i64 = 0;
+                    while let Some(&c) = buf.get(p) {
                         match c {
                             0 | b' ' | b'\t' | b'\r' | b'\n' | b'\'' | b'"' | b'\\' => break,
-                            0xC2 | 0xE2 if self.is_break(0) => break,
+                            0xC2 | 0xE2 if break_at(buf, p) => break,
                             _ => {}
                         }
-                        self.pos += width(c);
-                        self.mark.index += 1;
-                        self.mark.column += 1;
+                        p += width(c);
+                        n += 1;
                     }
+                    self.pos = p;
+                    self.mark.index += n;
+                    self.mark.column += n;
                     if self.pos == st {
                         // A quote or backslash not handled above.
                         self.read(&mut s);
@@ -1438,19 +1502,24 @@ impl<'a> Scanner<'a> {
                 // Copy the run of ordinary characters in one go (nothing in
                 // a run needs joining; go-yaml reads them one by one).
                 let st = self.pos;
-                loop {
-                    let c = self.at(0);
+                let buf = self.buf;
+                let flow = self.flow_level > 0;
+                let mut p = st;
+                let mut n: i64 = 0;
+                while let Some(&c) = buf.get(p) {
                     match c {
                         0 | b' ' | b'\t' | b'\r' | b'\n' => break,
-                        b':' if self.is_blankz(1) => break,
-                        b',' | b'?' | b'[' | b']' | b'{' | b'}' if self.flow_level > 0 => break,
-                        0xC2 | 0xE2 if self.is_break(0) => break,
+                        b':' if blankz_at(buf, p + 1) => break,
+                        b',' | b'?' | b'[' | b']' | b'{' | b'}' if flow => break,
+                        0xC2 | 0xE2 if break_at(buf, p) => break,
                         _ => {}
                     }
-                    self.pos += width(c);
-                    self.mark.index += 1;
-                    self.mark.column += 1;
+                    p += width(c);
+                    n += 1;
                 }
+                self.pos = p;
+                self.mark.index += n;
+                self.mark.column += n;
                 let en = self.pos.min(self.buf.len());
                 s.extend_from_slice(&self.buf[st..en]);
                 self.newlines = 0;
@@ -1661,12 +1730,24 @@ impl<'a> Scanner<'a> {
                 } else if self.mark.index >= seen {
                     // Copy the rest of the comment line at once.
                     let from = self.pos;
-                    while !self.is_breakz(0) {
-                        self.newlines = 0;
-                        self.mark.index += 1;
-                        self.mark.column += 1;
-                        self.pos += width(self.at(0));
+                    let buf = self.buf;
+                    let mut p = from;
+                    let mut n: i64 = 0;
+                    while let Some(&c) = buf.get(p) {
+                        match c {
+                            0 | b'\r' | b'\n' => break,
+                            0xC2 | 0xE2 if break_at(buf, p) => break,
+                            _ => {}
+                        }
+                        p += width(c);
+                        n += 1;
                     }
+                    if n > 0 {
+                        self.newlines = 0;
+                    }
+                    self.pos = p;
+                    self.mark.index += n;
+                    self.mark.column += n;
                     let to = self.pos.min(self.buf.len());
                     if from < to {
                         text.extend_from_slice(&self.buf[from..to]);
