@@ -176,6 +176,14 @@ fn generate(target: usize, enc: bool) -> (String, usize) {
     (g.s, v)
 }
 
+/// CPU time of this thread in ms: steadier than wall time on a shared machine.
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
 fn stats(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[0], v[v.len() / 2])
@@ -201,24 +209,30 @@ fn main() {
         let out = store.emit(&branches).expect("emit succeeds");
         let mut load = Vec::new();
         let mut emit = Vec::new();
+        let mut load_cpu = Vec::new();
+        let mut emit_cpu = Vec::new();
         for _ in 0..runs {
             if only != "emit" {
-                let t0 = Instant::now();
+                let (t0, c0) = (Instant::now(), cpu_ms());
                 let b = store.load(s.as_bytes()).expect("loads");
                 load.push((t0.elapsed()).as_secs_f64() * 1e3);
+                load_cpu.push(cpu_ms() - c0);
                 assert!(b == branches, "load not deterministic");
             }
             if only != "load" {
-                let t0 = Instant::now();
+                let (t0, c0) = (Instant::now(), cpu_ms());
                 let o = store.emit(&branches).expect("emits");
                 emit.push((t0.elapsed()).as_secs_f64() * 1e3);
+                emit_cpu.push(cpu_ms() - c0);
                 assert!(o == out, "emit not deterministic");
             }
         }
         let (lmin, lmed) = if load.is_empty() { (0.0, 0.0) } else { stats(load) };
         let (emin, emed) = if emit.is_empty() { (0.0, 0.0) } else { stats(emit) };
+        let lcpu = if load_cpu.is_empty() { 0.0 } else { stats(load_cpu).0 };
+        let ecpu = if emit_cpu.is_empty() { 0.0 } else { stats(emit_cpu).0 };
         println!(
-            "{label:9} input {:.1} MB, {values} values: load {lmin:.1} ms (median {lmed:.1}), emit {emin:.1} ms (median {emed:.1}), output {:.1} MB",
+            "{label:9} input {:.1} MB, {values} values: load {lmin:.1} ms (median {lmed:.1}, cpu {lcpu:.1}), emit {emin:.1} ms (median {emed:.1}, cpu {ecpu:.1}), output {:.1} MB",
             s.len() as f64 / 1e6,
             out.len() as f64 / 1e6
         );

@@ -77,7 +77,7 @@ impl<'a> Ev<'a> {
     }
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
 struct Analysis {
     multiline: bool,
     flow_plain_allowed: bool,
@@ -141,7 +141,101 @@ fn is_printable(v: &[u8], i: usize) -> bool {
         || (b == 0xEF && !(b1 == 0xBB && b2 == 0xBF) && !(b1 == 0xBF && (b2 == 0xBE || b2 == 0xBF)))
 }
 
+/// Byte classes for `analyze_ascii`: 1 = outside printable ASCII (space
+/// included), 2 = flow indicator `,?[]{}`, 4 = `:`, 8 = `#`.
+const ASCII_CLASS: [u8; 256] = {
+    let mut t = [1u8; 256];
+    let mut c = 0x20;
+    while c <= 0x7E {
+        t[c] = 0;
+        c += 1;
+    }
+    t[b',' as usize] = 2;
+    t[b'?' as usize] = 2;
+    t[b'[' as usize] = 2;
+    t[b']' as usize] = 2;
+    t[b'{' as usize] = 2;
+    t[b'}' as usize] = 2;
+    t[b':' as usize] = 4;
+    t[b'#' as usize] = 8;
+    t
+};
+
+/// `analyze_scalar` for text made only of printable ASCII and spaces (the
+/// common case): no widths, breaks, tabs or special characters to track.
+fn analyze_ascii(v: &[u8]) -> Option<Analysis> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut acc = 0u8;
+    for &c in v {
+        acc |= ASCII_CLASS[c as usize];
+    }
+    if acc & 1 != 0 {
+        return None;
+    }
+    let n = v.len();
+    let ws_after = |i: usize| i + 1 >= n || v[i + 1] == b' ';
+    let mut block_indicators = false;
+    // Any of `,?[]{}:` anywhere is a flow indicator (at the start too).
+    let mut flow_indicators = acc & 6 != 0;
+    if n >= 3 && (v.starts_with(b"---") || v.starts_with(b"...")) {
+        block_indicators = true;
+        flow_indicators = true;
+    }
+    match v[0] {
+        b'#' | b',' | b'[' | b']' | b'{' | b'}' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%' | b'@'
+        | b'`' => {
+            flow_indicators = true;
+            block_indicators = true;
+        }
+        b'?' | b':' => {
+            if ws_after(0) {
+                block_indicators = true;
+            }
+        }
+        b'-' if ws_after(0) => {
+            flow_indicators = true;
+            block_indicators = true;
+        }
+        _ => {}
+    }
+    if acc & 12 != 0 && !block_indicators {
+        // `: ` / `:` at the end, or ` #`, make a block indicator.
+        for i in 1..n {
+            match v[i] {
+                b':' if ws_after(i) => {
+                    block_indicators = true;
+                    break;
+                }
+                b'#' if v[i - 1] == b' ' => {
+                    flow_indicators = true;
+                    block_indicators = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let edge_space = v[0] == b' ' || v[n - 1] == b' ';
+    Some(Analysis {
+        multiline: false,
+        flow_plain_allowed: !edge_space && !flow_indicators,
+        block_plain_allowed: !edge_space && !block_indicators,
+        single_quoted_allowed: true,
+        block_allowed: v[n - 1] != b' ',
+    })
+}
+
 fn analyze_scalar(value: &str) -> Analysis {
+    match analyze_ascii(value.as_bytes()) {
+        Some(a) => a,
+        None => analyze_scalar_full(value),
+    }
+}
+
+/// go-yaml's `yaml_emitter_analyze_scalar`.
+fn analyze_scalar_full(value: &str) -> Analysis {
     let v = value.as_bytes();
     if v.is_empty() {
         return Analysis {
@@ -1366,5 +1460,32 @@ impl Emitter {
         let mut g = Gen { em: self };
         g.mapping(b, String::new(), String::new());
         self.emit(Ev::new(EvKind::DocEnd));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_analysis_matches_full() {
+        const ALPHABET: &[u8] = b" ab:#-?,[]{}&*!|>'\"%@`.~=";
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let len = (r % 7) as usize;
+            let s: String = (0..len)
+                .map(|k| ALPHABET[((r >> (8 + 6 * k)) % ALPHABET.len() as u64) as usize] as char)
+                .collect();
+            if let Some(a) = analyze_ascii(s.as_bytes()) {
+                assert_eq!(a, analyze_scalar_full(&s), "{s:?}");
+            }
+        }
+        for s in ["---", "--- x", "...", "- ", "-", "-x", ": ", ":", "a:b", "a: b", "a #b", "a#b", " a", "a "] {
+            assert_eq!(analyze_ascii(s.as_bytes()), Some(analyze_scalar_full(s)), "{s:?}");
+        }
     }
 }
