@@ -189,11 +189,7 @@ fn analyze_ascii(v: &[u8]) -> Option<Analysis> {
             flow_indicators = true;
             block_indicators = true;
         }
-        b'?' | b':' => {
-            if ws_after(0) {
-                block_indicators = true;
-            }
-        }
+        b'?' | b':' if ws_after(0) => block_indicators = true,
         b'-' if ws_after(0) => {
             flow_indicators = true;
             block_indicators = true;
@@ -1484,7 +1480,9 @@ mod tests {
                 assert_eq!(a, analyze_scalar_full(&s), "{s:?}");
             }
         }
-        for s in ["---", "--- x", "...", "- ", "-", "-x", ": ", ":", "a:b", "a: b", "a #b", "a#b", " a", "a "] {
+        for s in [
+            "---", "--- x", "...", "- ", "-", "-x", ": ", ":", "a:b", "a: b", "a #b", "a#b", " a", "a ",
+        ] {
             assert_eq!(analyze_ascii(s.as_bytes()), Some(analyze_scalar_full(s)), "{s:?}");
         }
     }

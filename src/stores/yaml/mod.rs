@@ -173,31 +173,31 @@ impl Store for YamlStore {
 /// path (`fast`) defers to it for whatever it does not cover.
 fn load_reference(data: &[u8]) -> Result<Vec<Branch>, StoreError> {
     let mut composer = Composer::new(data);
-        // sops first decodes the first document into a map to check keys;
-        // errors up to the end of that document are reported unwrapped.
-        let first = match composer.next_document() {
-            Ok(Some(d)) => d,
-            Ok(None) => return Err(StoreError::new("EOF")),
-            Err(f) => return Err(StoreError::new(f.0)),
-        };
-        precheck(&composer, first).map_err(|f| StoreError::new(f.0))?;
-        let mut docs = vec![first];
-        loop {
-            match composer.next_document() {
-                Ok(Some(d)) => docs.push(d),
-                Ok(None) => break,
-                Err(f) => return Err(StoreError::new(format!("Error unmarshaling input YAML: {}", f.0))),
-            }
+    // sops first decodes the first document into a map to check keys;
+    // errors up to the end of that document are reported unwrapped.
+    let first = match composer.next_document() {
+        Ok(Some(d)) => d,
+        Ok(None) => return Err(StoreError::new("EOF")),
+        Err(f) => return Err(StoreError::new(f.0)),
+    };
+    precheck(&composer, first).map_err(|f| StoreError::new(f.0))?;
+    let mut docs = vec![first];
+    loop {
+        match composer.next_document() {
+            Ok(Some(d)) => docs.push(d),
+            Ok(None) => break,
+            Err(f) => return Err(StoreError::new(format!("Error unmarshaling input YAML: {}", f.0))),
         }
-        let mut conv = Converter::new(&mut composer.nodes);
-        let mut branches = Vec::with_capacity(docs.len());
-        for d in docs {
-            branches.push(conv.document(d).map_err(|f| StoreError::new(f.0))?);
-        }
-        if conv.saw_uint64 {
-            return Err(StoreError::new(UINT64_ERROR));
-        }
-        Ok(branches)
+    }
+    let mut conv = Converter::new(&mut composer.nodes);
+    let mut branches = Vec::with_capacity(docs.len());
+    for d in docs {
+        branches.push(conv.document(d).map_err(|f| StoreError::new(f.0))?);
+    }
+    if conv.saw_uint64 {
+        return Err(StoreError::new(UINT64_ERROR));
+    }
+    Ok(branches)
 }
 
 /// A small, fast hasher for internal maps keyed by integers and short
@@ -525,7 +525,11 @@ mod tests {
     }
 
     fn same_branch(a: &Branch, b: &Branch) -> bool {
-        a.0.len() == b.0.len() && a.0.iter().zip(&b.0).all(|(p, q)| p.key == q.key && same_value(&p.value, &q.value))
+        a.0.len() == b.0.len()
+            && a.0
+                .iter()
+                .zip(&b.0)
+                .all(|(p, q)| p.key == q.key && same_value(&p.value, &q.value))
     }
 
     /// The streaming path must give exactly the reference result whenever
@@ -587,7 +591,11 @@ mod tests {
                     _ => out.push_str(&format!("{:ind$}# h{i}\n", "")),
                 }
             }
-            let lead = if list { format!("{:ind$}- ", "") } else { format!("{:ind$}k{i}: ", "") };
+            let lead = if list {
+                format!("{:ind$}- ", "")
+            } else {
+                format!("{:ind$}k{i}: ", "")
+            };
             out.push_str(&lead);
             let sub = if list { ind + 2 } else { ind + 2 + rng.below(2) * 2 };
             match rng.below(if depth < 4 { 9 } else { 5 }) {
