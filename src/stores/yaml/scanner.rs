@@ -163,6 +163,30 @@ fn width(b: u8) -> usize {
     }
 }
 
+/// Bytes that never end a plain-scalar run (printable ASCII other than
+/// blanks, `:` and the flow indicators): scanned in a tight loop.
+const PLAIN_RUN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x21;
+    while c <= 0x7E {
+        t[c] = !matches!(c as u8, b':' | b',' | b'?' | b'[' | b']' | b'{' | b'}');
+        c += 1;
+    }
+    t
+};
+
+/// Bytes that never end a quoted-scalar run (printable ASCII other than
+/// blanks, quotes and backslash).
+const QUOTED_RUN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x21;
+    while c <= 0x7E {
+        t[c] = !matches!(c as u8, b'\'' | b'"' | b'\\');
+        c += 1;
+    }
+    t
+};
+
 /// A line break at `buf[p]` (0 past the end is not one).
 #[inline]
 fn break_at(buf: &[u8], p: usize) -> bool {
@@ -1382,7 +1406,13 @@ impl<'a> Scanner<'a> {
                     let buf = self.buf;
                     let mut p = st;
                     let mut n: i64 = 0;
-                    while let Some(&c) = buf.get(p) {
+                    loop {
+                        let q = p;
+                        while p < buf.len() && QUOTED_RUN[buf[p] as usize] {
+                            p += 1;
+                        }
+                        n += (p - q) as i64;
+                        let Some(&c) = buf.get(p) else { break };
                         match c {
                             0 | b' ' | b'\t' | b'\r' | b'\n' | b'\'' | b'"' | b'\\' => break,
                             0xC2 | 0xE2 if break_at(buf, p) => break,
@@ -1506,7 +1536,14 @@ impl<'a> Scanner<'a> {
                 let flow = self.flow_level > 0;
                 let mut p = st;
                 let mut n: i64 = 0;
-                while let Some(&c) = buf.get(p) {
+                loop {
+                    // Ordinary ASCII bytes in one tight loop; the rest below.
+                    let q = p;
+                    while p < buf.len() && PLAIN_RUN[buf[p] as usize] {
+                        p += 1;
+                    }
+                    n += (p - q) as i64;
+                    let Some(&c) = buf.get(p) else { break };
                     match c {
                         0 | b' ' | b'\t' | b'\r' | b'\n' => break,
                         b':' if blankz_at(buf, p + 1) => break,
