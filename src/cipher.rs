@@ -88,15 +88,36 @@ pub struct EncParts<'a> {
 /// anchored at the start only, greedy groups, `.` not crossing a newline.
 pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
     let rest = s.strip_prefix(PREFIX)?;
-    let line = rest.split('\n').next().unwrap_or(rest);
+    let line = match memchr_byte(b'\n', rest.as_bytes()) {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
     let body = &line[..line.rfind(']')?];
-    let (before_type, typ) = body.rsplit_once(",type:")?;
-    let (before_tag, tag) = before_type.rsplit_once(",tag:")?;
-    let (data, iv) = before_tag.rsplit_once(",iv:")?;
+    let (before_type, typ) = rsplit_field(body, ",type:")?;
+    let (before_tag, tag) = rsplit_field(before_type, ",tag:")?;
+    let (data, iv) = rsplit_field(before_tag, ",iv:")?;
     if data.is_empty() || iv.is_empty() || tag.is_empty() || typ.is_empty() {
         return None;
     }
     Some(EncParts { data, iv, tag, typ })
+}
+
+fn memchr_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// `s.rsplit_once(sep)` for a separator that starts with `,`: scans commas
+/// from the end instead of running a substring search.
+fn rsplit_field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    let bytes = s.as_bytes();
+    let mut end = bytes.len();
+    while let Some(i) = bytes[..end].iter().rposition(|&b| b == b',') {
+        if bytes[i..].starts_with(sep.as_bytes()) {
+            return Some((&s[..i], &s[i + sep.len()..]));
+        }
+        end = i;
+    }
+    None
 }
 
 /// Whether a string has the shape of an encrypted value.
@@ -120,6 +141,29 @@ pub fn plaintext_of(value: &Value) -> Option<(Zeroizing<Vec<u8>>, &'static str)>
     Some((Zeroizing::new(bytes), typ))
 }
 
+/// The same bytes as [`plaintext_of`] without allocating for strings:
+/// borrowed from the value, or formatted into `scratch` for numbers.
+pub fn plaintext_bytes<'a>(value: &'a Value, scratch: &'a mut Vec<u8>) -> Option<(&'a [u8], &'static str)> {
+    use std::io::Write;
+    scratch.clear();
+    Some(match value {
+        Value::Str(s) => (s.as_bytes(), "str"),
+        Value::Bytes(b) => (b.as_slice(), "str"),
+        Value::Time(t) => (t.as_bytes(), "time"),
+        Value::Comment(c) => (c.as_bytes(), "comment"),
+        Value::Bool(b) => ((if *b { "True" } else { "False" }).as_bytes(), "bool"),
+        Value::Int(i) => {
+            let _ = write!(scratch, "{i}");
+            (scratch.as_slice(), "int")
+        }
+        Value::Float(f) => {
+            scratch.extend_from_slice(format_float_f(*f).as_bytes());
+            (scratch.as_slice(), "float")
+        }
+        Value::Null | Value::Map(_) | Value::List(_) => return None,
+    })
+}
+
 /// Key of the IV stash: same plaintext, same type, same path → same IV (§2.5).
 #[derive(Hash, PartialEq, Eq)]
 struct StashKey {
@@ -140,6 +184,8 @@ pub struct ValueCipher {
     gcm: Gcm32,
     key: DataKey,
     stash: Option<HashMap<StashKey, [u8; IV_LEN]>>,
+    /// Reused in-place encryption buffer (one allocation per file, not per value).
+    scratch: std::cell::RefCell<Zeroizing<Vec<u8>>>,
 }
 
 impl ValueCipher {
@@ -148,6 +194,7 @@ impl ValueCipher {
             gcm: Gcm32::new(GenericArray::from_slice(key.as_bytes())),
             key: key.clone(),
             stash: None,
+            scratch: std::cell::RefCell::new(Zeroizing::new(Vec::new())),
         }
     }
 
@@ -183,12 +230,17 @@ impl ValueCipher {
     }
 
     pub fn encrypt_with_iv(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN]) -> String {
-        let mut buf = Zeroizing::new(plaintext.to_vec());
+        let mut guard = self.scratch.borrow_mut();
+        let buf: &mut Vec<u8> = &mut guard;
+        buf.clear();
+        buf.extend_from_slice(plaintext);
         let tag = self
             .gcm
-            .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, &mut buf)
+            .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, buf)
             .expect("AES-GCM encryption only fails for inputs larger than 64 GiB");
-        let mut out = String::with_capacity(PREFIX.len() + buf.len() * 4 / 3 + 110);
+        // Exact length: prefix, base64 of data, iv (44), tag (24), type, `]`.
+        let len = PREFIX.len() + buf.len().div_ceil(3) * 4 + 4 + 44 + 5 + 24 + 6 + typ.len() + 1;
+        let mut out = String::with_capacity(len);
         out.push_str(PREFIX);
         B64.encode_string(&buf[..], &mut out);
         out.push_str(",iv:");
@@ -204,8 +256,9 @@ impl ValueCipher {
     /// Encrypt a scalar value. Empty strings are never encrypted (§2.4):
     /// callers check that first.
     pub fn encrypt_value(&self, value: &Value, aad: &[u8]) -> Option<String> {
-        let (bytes, typ) = plaintext_of(value)?;
-        Some(self.encrypt_bytes(&bytes, typ, aad))
+        let mut scratch = Zeroizing::new(Vec::new());
+        let (bytes, typ) = plaintext_bytes(value, &mut scratch)?;
+        Some(self.encrypt_bytes(bytes, typ, aad))
     }
 
     /// Decrypt an `ENC[...]` string to its raw plaintext and type tag.

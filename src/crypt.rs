@@ -3,11 +3,13 @@
 //! One walk does both the cipher work and the hashing, in document order,
 //! with the AAD path built incrementally so the cost is linear in file size.
 
-use crate::cipher::{plaintext_of, CipherError, ValueCipher};
+use crate::cipher::{plaintext_bytes, CipherError, ValueCipher};
 use crate::policy::Selector;
+use crate::tree::wipe_string;
 use crate::tree::{Branch, Document, Key, Value};
 use sha2::{Digest, Sha512};
 use std::fmt;
+use zeroize::Zeroizing;
 
 /// SHA-256("sops"): the MAC prefix when `mac_only_encrypted` is set (§5.1).
 pub const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
@@ -80,20 +82,14 @@ struct Walker<'c, 's> {
     comments: Vec<Vec<String>>,
     track_comments: bool,
     warnings: Vec<String>,
+    /// Formatting buffer for numbers fed to the MAC and the cipher.
+    scratch: Zeroizing<Vec<u8>>,
 }
 
 impl Walker<'_, '_> {
-    fn aad(&self) -> &[u8] {
-        if self.path.is_empty() {
-            b":"
-        } else {
-            self.path.as_bytes()
-        }
-    }
-
     fn hash_value(&mut self, value: &Value) {
-        if let Some((bytes, _)) = plaintext_of(value) {
-            self.hash.update(&bytes[..]);
+        if let Some((bytes, _)) = plaintext_bytes(value, &mut self.scratch) {
+            self.hash.update(bytes);
         }
     }
 
@@ -190,8 +186,11 @@ impl Walker<'_, '_> {
             }
             return Ok(());
         }
+        let Some((bytes, typ)) = plaintext_bytes(value, &mut self.scratch) else {
+            return Ok(());
+        };
         if hashed && !is_comment {
-            self.hash_value(value);
+            self.hash.update(bytes);
         }
         if let Mode::Encrypt(cipher) = &self.mode {
             if encrypted && !is_empty(value) {
@@ -202,7 +201,11 @@ impl Walker<'_, '_> {
                 };
                 // Encrypted comments become strings: a list keeps them as
                 // string elements, a mapping turns them back into comment keys.
-                *value = Value::Str(cipher.encrypt_value(value, aad).expect("leaves are scalars"));
+                let enc = Value::Str(cipher.encrypt_bytes(bytes, typ, aad));
+                // The plaintext leaves the tree here: wipe it now, not at the end.
+                if let Value::Str(old) | Value::Comment(old) | Value::Time(old) = &mut std::mem::replace(value, enc) {
+                    wipe_string(old);
+                }
             } else if encrypted && is_comment {
                 // sops turns an empty comment into an empty string too.
                 *value = Value::Str(String::new());
@@ -212,8 +215,12 @@ impl Walker<'_, '_> {
     }
 
     fn decrypt_leaf(&mut self, value: &mut Value, is_comment: bool) -> Result<(), TreeError> {
-        let aad = self.aad().to_vec();
-        let Mode::Decrypt(cipher) = &mut self.mode else {
+        // Borrow the fields separately: no per-value copy of the path.
+        let Walker {
+            mode, path, warnings, ..
+        } = self;
+        let aad: &[u8] = if path.is_empty() { b":" } else { path.as_bytes() };
+        let Mode::Decrypt(cipher) = mode else {
             return Ok(());
         };
         match value {
@@ -221,9 +228,9 @@ impl Walker<'_, '_> {
                 if text.is_empty() {
                     return Ok(());
                 }
-                match cipher.decrypt_value(text, &aad) {
+                match cipher.decrypt_value(text, aad) {
                     Ok(Value::Comment(c)) | Ok(Value::Str(c)) => *value = Value::Comment(c),
-                    Ok(_) | Err(_) => self.warnings.push(
+                    Ok(_) | Err(_) => warnings.push(
                         "Found possibly unencrypted comment in file. This is to be expected if the file being \
                          decrypted was created with an older version of SOPS."
                             .to_string(),
@@ -234,15 +241,15 @@ impl Walker<'_, '_> {
                 if text.is_empty() {
                     return Ok(());
                 }
-                *value = cipher.decrypt_value(text, &aad).map_err(|error| TreeError::Decrypt {
-                    path: String::from_utf8_lossy(&aad).into_owned(),
+                *value = cipher.decrypt_value(text, aad).map_err(|error| TreeError::Decrypt {
+                    path: String::from_utf8_lossy(aad).into_owned(),
                     error,
                 })?;
             }
             _ => {
                 debug_assert!(!is_comment);
                 return Err(TreeError::NotAString {
-                    path: String::from_utf8_lossy(&aad).into_owned(),
+                    path: String::from_utf8_lossy(aad).into_owned(),
                 });
             }
         }
@@ -292,6 +299,7 @@ fn run(
         comments: Vec::new(),
         track_comments: selector.uses_comments(),
         warnings: Vec::new(),
+        scratch: Zeroizing::new(Vec::with_capacity(32)),
     };
     if mac_only_encrypted {
         w.hash.update(MAC_ONLY_ENCRYPTED_INIT);
