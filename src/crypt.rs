@@ -5,7 +5,7 @@
 
 use crate::cipher::{plaintext_bytes, CipherError, ValueCipher};
 use crate::policy::Selector;
-use crate::tree::wipe_string;
+use crate::tree::{wipe_string, wipe_vec};
 use crate::tree::{Branch, Document, Key, Value};
 use sha2::{Digest, Sha512};
 use std::fmt;
@@ -203,8 +203,10 @@ impl Walker<'_, '_> {
                 // string elements, a mapping turns them back into comment keys.
                 let enc = Value::Str(cipher.encrypt_bytes(bytes, typ, aad));
                 // The plaintext leaves the tree here: wipe it now, not at the end.
-                if let Value::Str(old) | Value::Comment(old) | Value::Time(old) = &mut std::mem::replace(value, enc) {
-                    wipe_string(old);
+                match &mut std::mem::replace(value, enc) {
+                    Value::Str(old) | Value::Comment(old) | Value::Time(old) => wipe_string(old),
+                    Value::Bytes(old) => wipe_vec(old),
+                    _ => {}
                 }
             } else if encrypted && is_comment {
                 // sops turns an empty comment into an empty string too.

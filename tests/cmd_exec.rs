@@ -6,7 +6,7 @@ mod cmd_util;
 mod common;
 
 use cmd_util::*;
-use common::{text, Scratch};
+use common::{ok, text, Scratch};
 use std::path::PathBuf;
 
 const YAML: &str = "\
@@ -222,5 +222,34 @@ fn exec_file_leaves_no_plaintext() {
                 );
             }
         }
+    }
+}
+
+/// `--user` runs the command as another user with its HOME/USER/LOGNAME.
+/// Only root may switch users: as root (CI) the switch must happen; otherwise
+/// both tools must refuse the same way.
+#[test]
+fn exec_env_user() {
+    require_sh();
+    let s = Scratch::new();
+    let (yaml, _, _) = fixtures(&s);
+    let show = r#"echo "$(id -un) $USER $HOME $STR""#;
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| text(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let ours = s.rsops(&["exec-env", "--user", "nobody", p(&yaml), show]);
+    if is_root {
+        assert_eq!(
+            text(&ok(&ours, "exec-env --user nobody")),
+            "nobody nobody /nonexistent hello world\n"
+        );
+        let out = s.rsops(&["exec-env", "--user", "no-such-user-xyz", p(&yaml), show]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("unknown user"), "{}", text(&out.stderr));
+    } else {
+        let theirs = s.sops(&["exec-env", "--user", "nobody", p(&yaml), show]);
+        assert_eq!(ours.status.code(), theirs.status.code());
     }
 }

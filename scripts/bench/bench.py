@@ -34,18 +34,27 @@ def sops_path():
     sys.exit("error: the real sops was not found in .venv; run scripts/install-test-deps")
 
 
+TIME = "/usr/bin/time"
+
+
 def run(argv, env, stdin=None, stdout=subprocess.DEVNULL):
-    """Run one process; return (wall seconds, cpu seconds, peak RSS KiB)."""
+    """Run one process; return (wall seconds, cpu seconds, peak RSS KiB).
+
+    The peak RSS comes from GNU time (`%M`) and not from this Python
+    process's wait4: a child forked from Python starts with Python's RSS,
+    which would hide anything smaller."""
     start = time.perf_counter()
-    p = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    p = subprocess.Popen([TIME, "-f", "RSOPS_BENCH %M"] + argv, env=env, stdin=stdin, stdout=stdout,
+                         stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - start
-    err = p.stderr.read()
+    err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        sys.exit("error: %s failed (exit %d): %s" % (" ".join(argv), p.returncode, err.decode(errors="replace")[:500]))
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+        sys.exit("error: %s failed (exit %d): %s" % (" ".join(argv), p.returncode, err[:500]))
+    rss = int([l for l in err.splitlines() if l.startswith("RSOPS_BENCH ")][-1].split()[1])
+    return wall, ru.ru_utime + ru.ru_stime, rss
 
 
 def median(xs):
@@ -77,6 +86,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--parts", default="cases,many,scaling",
+                    help="comma-separated subset of: cases, many, scaling")
     args = ap.parse_args()
     runs = args.runs or (3 if args.quick else 5)
 
@@ -84,6 +95,8 @@ def main():
     subprocess.run([os.path.join(ROOT, "scripts", "install-test-deps")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "gen_corpus.py"), CORPUS], check=True,
                    stdout=subprocess.DEVNULL)
+    if not os.path.exists(TIME):
+        sys.exit("error: GNU time (/usr/bin/time, Debian package `time`) is needed for peak RSS")
     sops = sops_path()
     key = os.path.join(CORPUS, "key.txt")
     if not os.path.exists(key):
@@ -95,16 +108,20 @@ def main():
 
     # Encrypted inputs for the decrypt cases, written by sops.
     def encrypted(name):
-        out = os.path.join(CORPUS, "enc-" + name)
+        out = os.path.join(CORPUS, "enc", name)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
         if not os.path.exists(out):
             with open(out, "wb") as f:
                 subprocess.run([sops, "encrypt", "--age", recipient, os.path.join(CORPUS, name)], env=env, stdout=f,
                                check=True)
         return out
 
+    parts = set(args.parts.split(","))
     cases = ["tiny.yaml", "tiny.json", "medium.yaml", "medium.json", "medium.env"]
     if not args.quick:
         cases += ["large.yaml", "large.json"]
+    if "cases" not in parts:
+        cases = []
     rows = []
     for name in cases:
         path = os.path.join(CORPUS, name)
@@ -119,7 +136,7 @@ def main():
     many = sorted(os.listdir(os.path.join(CORPUS, "many")))
     enc_many = [encrypted(os.path.join("many", f)) for f in many]
     loop = {}
-    for t in tools:
+    for t in (tools if "many" in parts else []):
         start = time.perf_counter()
         for f in enc_many:
             run([exe[t], "decrypt", f], env)
@@ -129,7 +146,7 @@ def main():
     sizes = [10, 25, 50, 100]
     scaling = {}
     scale_tools = ["rsops"] if args.quick else tools
-    for fmt in ["yaml", "json", "env"]:
+    for fmt in (["yaml", "json", "env"] if "scaling" in parts else []):
         for t in scale_tools:
             times = []
             for k in sizes:
@@ -147,12 +164,13 @@ def main():
     print("|---|---|---|---|")
     for r in rows:
         print(fmt_row(r, tools))
-    print("\n## 200 tiny files, one process each\n")
-    print("| tool | total wall |")
-    print("|---|---|")
-    for t in tools:
-        print("| %s | %.2f s |" % (t, loop[t]))
-    print("\nratio sops / rsops: %.1f×\n" % (loop["sops"] / loop["rsops"]))
+    if loop:
+        print("\n## 200 tiny files, one process each\n")
+        print("| tool | total wall |")
+        print("|---|---|")
+        for t in tools:
+            print("| %s | %.2f s |" % (t, loop[t]))
+        print("\nratio sops / rsops: %.1f×\n" % (loop["sops"] / loop["rsops"]))
     print("## Scaling: encrypt time vs values (10k, 25k, 50k, 100k)\n")
     print("| format | tool | times (s) | exponent |")
     print("|---|---|---|---|")
