@@ -664,6 +664,59 @@ mod tests {
         assert_eq!(g1.get("age"), Some(&Value::List(vec![])));
     }
 
+    /// sops 3.13 writes every map level sorted by key (spec §7.3); reading
+    /// must not depend on order.
+    #[test]
+    fn reads_sops_3_13_sorted_order() {
+        let s = |v: &str| Value::Str(v.to_string());
+        let entry =
+            |items: Vec<(&str, Value)>| Value::Map(Branch(items.into_iter().map(|(k, v)| Item::new(k, v)).collect()));
+        let sorted = entry(vec![
+            (
+                "key_groups",
+                Value::List(vec![
+                    entry(vec![
+                        (
+                            "age",
+                            Value::List(vec![entry(vec![("enc", s("E1")), ("recipient", s("age1a"))])]),
+                        ),
+                        ("hc_vault", Value::List(vec![])),
+                    ]),
+                    entry(vec![
+                        ("age", Value::List(vec![])),
+                        ("hc_vault", Value::List(vec![])),
+                        (
+                            "kms",
+                            Value::List(vec![entry(vec![
+                                ("arn", s("arn:aws:kms:us-east-1:1:key/k")),
+                                ("aws_profile", s("")),
+                                ("context", entry(vec![("Env", s("prod"))])),
+                                ("created_at", s("2026-01-02T03:04:05Z")),
+                                ("enc", s("QUJD")),
+                                ("role", s("arn:aws:iam::1:role/r")),
+                            ])]),
+                        ),
+                    ]),
+                ]),
+            ),
+            ("lastmodified", s("2026-01-02T03:04:05Z")),
+            ("mac", s("ENC[...]")),
+            ("mac_only_encrypted", Value::Bool(true)),
+            ("shamir_threshold", Value::Int(2)),
+            ("unencrypted_suffix", s("_unencrypted")),
+            ("version", s("3.13.2")),
+        ]);
+        let m = Metadata::from_value(&sorted).unwrap();
+        assert_eq!(m.key_groups.len(), 2);
+        assert_eq!(m.key_groups[0][0].identity(), "age1a");
+        assert_eq!(
+            m.key_groups[1][0].identity(),
+            "arn:aws:kms:us-east-1:1:key/k+arn:aws:iam::1:role/r|Env:prod"
+        );
+        assert_eq!(m.shamir_threshold, 2);
+        assert!(m.mac_only_encrypted);
+    }
+
     #[test]
     fn load_errors() {
         let mut m = sample();
