@@ -118,54 +118,48 @@ fn assert_no_problems(problems: Vec<String>, total: usize) {
     );
 }
 
-#[test]
-fn yaml_corpus_matches_sops_both_ways() {
+/// Every corpus file with the given extension, both ways.
+fn check_corpus(ext: &str) {
     let s = Scratch::new();
+    let files = corpus(ext);
+    assert!(!files.is_empty(), "no .{ext} corpus files");
     let mut problems = Vec::new();
-    let files = corpus("yaml");
-    assert!(!files.is_empty(), "no YAML corpus files");
     for f in &files {
         let name = f.file_name().expect("name").to_string_lossy().into_owned();
         problems.extend(compare(&s, &name, &std::fs::read(f).expect("read corpus"), &[]));
     }
     assert_no_problems(problems, files.len());
+}
+
+/// 40 seeded generated documents, both ways.
+fn check_generated(ext: &str, generate: fn(u64) -> String) {
+    let s = Scratch::new();
+    let n = 40;
+    let mut problems = Vec::new();
+    for seed in 0..n {
+        problems.extend(compare(&s, &format!("gen{seed}.{ext}"), generate(seed).as_bytes(), &[]));
+    }
+    assert_no_problems(problems, n as usize);
+}
+
+#[test]
+fn yaml_corpus_matches_sops_both_ways() {
+    check_corpus("yaml");
 }
 
 #[test]
 fn generated_yaml_matches_sops_both_ways() {
-    let s = Scratch::new();
-    let mut problems = Vec::new();
-    let n = 40;
-    for seed in 0..n {
-        let doc = gen::yaml_document(seed);
-        problems.extend(compare(&s, &format!("gen{seed}.yaml"), doc.as_bytes(), &[]));
-    }
-    assert_no_problems(problems, n as usize);
+    check_generated("yaml", gen::yaml_document);
 }
 
 #[test]
 fn json_corpus_matches_sops_both_ways() {
-    let s = Scratch::new();
-    let mut problems = Vec::new();
-    let files = corpus("json");
-    assert!(!files.is_empty(), "no JSON corpus files");
-    for f in &files {
-        let name = f.file_name().expect("name").to_string_lossy().into_owned();
-        problems.extend(compare(&s, &name, &std::fs::read(f).expect("read corpus"), &[]));
-    }
-    assert_no_problems(problems, files.len());
+    check_corpus("json");
 }
 
 #[test]
 fn generated_json_matches_sops_both_ways() {
-    let s = Scratch::new();
-    let mut problems = Vec::new();
-    let n = 40;
-    for seed in 0..n {
-        let doc = gen::json_document(seed);
-        problems.extend(compare(&s, &format!("gen{seed}.json"), doc.as_bytes(), &[]));
-    }
-    assert_no_problems(problems, n as usize);
+    check_generated("json", gen::json_document);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 /// KMS settings gathered by the CLI. Credentials, profiles and endpoint
 /// overrides (`AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL_STS`, …) are read by
 /// the AWS SDK's own default chain, as in sops.
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct KmsConfig {
     /// The machine's host name, for the AssumeRole session name.
     pub hostname: Option<String>,

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 /// Where and how to run gpg. The CLI fills this from the environment; this
 /// module never reads environment variables itself.
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct PgpConfig {
     /// `SOPS_GPG_EXEC`: the gpg program (a path, or a name looked up in PATH).
     pub gpg_exec: Option<OsString>,
