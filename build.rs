@@ -11,7 +11,10 @@ fn main() {
         if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") {
             let list = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
                 .join("build/hot-symbols.txt");
-            println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", list.display());
+            println!(
+                "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+                list.display()
+            );
             println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
             println!("cargo:rerun-if-changed=build/hot-symbols.txt");
         }

@@ -184,8 +184,6 @@ pub struct ValueCipher {
     gcm: Gcm32,
     key: DataKey,
     stash: Option<HashMap<StashKey, [u8; IV_LEN]>>,
-    /// Reused in-place encryption buffer (one allocation per file, not per value).
-    scratch: std::cell::RefCell<Zeroizing<Vec<u8>>>,
 }
 
 impl ValueCipher {
@@ -194,7 +192,6 @@ impl ValueCipher {
             gcm: Gcm32::new(GenericArray::from_slice(key.as_bytes())),
             key: key.clone(),
             stash: None,
-            scratch: std::cell::RefCell::new(Zeroizing::new(Vec::new())),
         }
     }
 
@@ -202,6 +199,10 @@ impl ValueCipher {
     pub fn with_stash(mut self) -> ValueCipher {
         self.stash = Some(HashMap::new());
         self
+    }
+
+    pub fn has_stash(&self) -> bool {
+        self.stash.is_some()
     }
 
     /// Move the stash to a cipher with another key (rotate keeps IVs, §2.5).
@@ -230,10 +231,17 @@ impl ValueCipher {
     }
 
     pub fn encrypt_with_iv(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN]) -> String {
-        let mut guard = self.scratch.borrow_mut();
-        let buf: &mut Vec<u8> = &mut guard;
-        buf.clear();
-        buf.extend_from_slice(plaintext);
+        // Encrypt in place in a stack buffer for the usual short values (no
+        // allocation besides the result); wiped before returning.
+        let mut small = Zeroizing::new([0u8; 256]);
+        let mut large = Zeroizing::new(Vec::new());
+        let buf: &mut [u8] = if plaintext.len() <= small.len() {
+            &mut small[..plaintext.len()]
+        } else {
+            large.resize(plaintext.len(), 0);
+            &mut large[..]
+        };
+        buf.copy_from_slice(plaintext);
         let tag = self
             .gcm
             .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, buf)
@@ -242,7 +250,7 @@ impl ValueCipher {
         let len = PREFIX.len() + buf.len().div_ceil(3) * 4 + 4 + 44 + 5 + 24 + 6 + typ.len() + 1;
         let mut out = String::with_capacity(len);
         out.push_str(PREFIX);
-        B64.encode_string(&buf[..], &mut out);
+        B64.encode_string(&*buf, &mut out);
         out.push_str(",iv:");
         B64.encode_string(iv, &mut out);
         out.push_str(",tag:");
@@ -261,28 +269,12 @@ impl ValueCipher {
         Some(self.encrypt_bytes(bytes, typ, aad))
     }
 
-    /// Decrypt an `ENC[...]` string to its raw plaintext and type tag.
+    /// Decrypt an `ENC[...]` string to its raw plaintext and type tag,
+    /// remembering the IV when the stash is on.
     pub fn decrypt_raw<'a>(&mut self, text: &'a str, aad: &[u8]) -> Result<(Zeroizing<Vec<u8>>, &'a str), CipherError> {
-        let parts = parse_enc(text).ok_or(CipherError::Format)?;
-        let mut data = Zeroizing::new(B64.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?);
-        let iv = B64.decode(parts.iv).map_err(|_| CipherError::Encoding("iv"))?;
-        let tag = B64.decode(parts.tag).map_err(|_| CipherError::Encoding("tag"))?;
-        if tag.len() != TAG_LEN {
-            return Err(CipherError::Authentication);
-        }
-        let tag = GenericArray::from_slice(&tag);
-        match iv.len() {
-            IV_LEN => self
-                .gcm
-                .decrypt_in_place_detached(GenericArray::from_slice(&iv), aad, &mut data, tag)
-                .map_err(|_| CipherError::Authentication)?,
-            12 => Gcm12::new(GenericArray::from_slice(self.key.as_bytes()))
-                .decrypt_in_place_detached(GenericArray::from_slice(&iv), aad, &mut data, tag)
-                .map_err(|_| CipherError::Authentication)?,
-            _ => return Err(CipherError::Encoding("iv: unsupported length")),
-        }
+        let (data, typ, iv) = self.decrypt_shared(text, aad)?;
         if let Some(stash) = self.stash.as_mut() {
-            if let (Ok(iv32), Some(typ)) = (<[u8; IV_LEN]>::try_from(iv.as_slice()), static_type(parts.typ)) {
+            if let (Some(iv32), Some(typ)) = (iv, static_type(typ)) {
                 stash.insert(
                     StashKey {
                         typ,
@@ -293,13 +285,80 @@ impl ValueCipher {
                 );
             }
         }
-        Ok((data, parts.typ))
+        Ok((data, typ))
+    }
+
+    /// [`Self::decrypt_raw`] without the stash, usable from several threads.
+    /// Also returns the IV when it has sops' 32-byte length.
+    #[allow(clippy::type_complexity)]
+    pub fn decrypt_shared<'a>(
+        &self,
+        text: &'a str,
+        aad: &[u8],
+    ) -> Result<(Zeroizing<Vec<u8>>, &'a str, Option<[u8; IV_LEN]>), CipherError> {
+        let parts = parse_enc(text).ok_or(CipherError::Format)?;
+        let mut data = Zeroizing::new(B64.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?);
+        let mut iv_buf = FieldBuf::new();
+        let iv = iv_buf.decode(parts.iv).map_err(|_| CipherError::Encoding("iv"))?;
+        let mut tag_buf = FieldBuf::new();
+        let tag = tag_buf.decode(parts.tag).map_err(|_| CipherError::Encoding("tag"))?;
+        if tag.len() != TAG_LEN {
+            return Err(CipherError::Authentication);
+        }
+        let tag = GenericArray::from_slice(tag);
+        match iv.len() {
+            IV_LEN => self
+                .gcm
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, &mut data, tag)
+                .map_err(|_| CipherError::Authentication)?,
+            12 => Gcm12::new(GenericArray::from_slice(self.key.as_bytes()))
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, &mut data, tag)
+                .map_err(|_| CipherError::Authentication)?,
+            _ => return Err(CipherError::Encoding("iv: unsupported length")),
+        }
+        Ok((data, parts.typ, <[u8; IV_LEN]>::try_from(iv).ok()))
     }
 
     /// Decrypt an `ENC[...]` string back to a typed value (§2.3).
     pub fn decrypt_value(&mut self, text: &str, aad: &[u8]) -> Result<Value, CipherError> {
         let (bytes, typ) = self.decrypt_raw(text, aad)?;
         value_from_plaintext(bytes, typ)
+    }
+
+    /// [`Self::decrypt_value`] without the stash, usable from several threads.
+    pub fn decrypt_value_shared(&self, text: &str, aad: &[u8]) -> Result<Value, CipherError> {
+        let (bytes, typ, _) = self.decrypt_shared(text, aad)?;
+        value_from_plaintext(bytes, typ)
+    }
+}
+
+/// A base64 field (IV, tag) decoded without allocating when it is short.
+struct FieldBuf {
+    inline: [u8; 64],
+    heap: Vec<u8>,
+}
+
+impl FieldBuf {
+    fn new() -> FieldBuf {
+        FieldBuf {
+            inline: [0; 64],
+            heap: Vec::new(),
+        }
+    }
+
+    fn decode(&mut self, text: &str) -> Result<&[u8], base64::DecodeError> {
+        // 84 base64 characters decode to at most 63 bytes, so the inline
+        // buffer is never too small and any error is a real decoding error.
+        if text.len() <= 84 {
+            let n = B64.decode_slice(text, &mut self.inline).map_err(|e| match e {
+                base64::DecodeSliceError::DecodeError(e) => e,
+                base64::DecodeSliceError::OutputSliceTooSmall => base64::DecodeError::InvalidLength(text.len()),
+            })?;
+            Ok(&self.inline[..n])
+        } else {
+            self.heap = B64.decode(text)?;
+            Ok(&self.heap)
+        }
     }
 }
 
@@ -317,13 +376,19 @@ fn static_type(t: &str) -> Option<&'static str> {
 }
 
 /// Rebuild a typed value from decrypted bytes, parsing as Go does.
-fn value_from_plaintext(bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, CipherError> {
-    let text = || std::str::from_utf8(&bytes).map_err(|_| CipherError::Parse("UTF-8"));
-    Ok(match typ {
-        "str" => match String::from_utf8(bytes.to_vec()) {
+fn value_from_plaintext(mut bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, CipherError> {
+    if typ == "str" {
+        // The buffer moves into the tree (which wipes it), no copy.
+        return Ok(match String::from_utf8(std::mem::take(&mut *bytes)) {
             Ok(s) => Value::Str(s),
             Err(e) => Value::Bytes(e.into_bytes()),
-        },
+        });
+    }
+    if typ == "bytes" {
+        return Ok(Value::Bytes(std::mem::take(&mut *bytes)));
+    }
+    let text = || std::str::from_utf8(&bytes).map_err(|_| CipherError::Parse("UTF-8"));
+    Ok(match typ {
         "int" | "int64" => Value::Int(parse_go_atoi(text()?).ok_or(CipherError::Parse("int"))?),
         "float" => Value::Float(text()?.parse::<f64>().map_err(|_| CipherError::Parse("float"))?),
         "bool" => Value::Bool(parse_go_bool(text()?).ok_or(CipherError::Parse("bool"))?),
@@ -334,7 +399,6 @@ fn value_from_plaintext(bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, C
                 .ok_or(CipherError::Parse("time"))?
         }
         "comment" => Value::Comment(text()?.to_string()),
-        "bytes" => Value::Bytes(bytes.to_vec()),
         other => return Err(CipherError::UnknownType(other.to_string())),
     })
 }
