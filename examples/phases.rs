@@ -8,23 +8,43 @@ use rsops::metadata::{MasterKey, Metadata, EMULATED_SOPS_VERSION};
 use rsops::policy::SelectorSpec;
 use rsops::sopsfile::{self, StoreSettings};
 use rsops::stores::Format;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// CPU time of the whole process so far (all threads).
+fn cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Times one phase: wall and CPU (CPU above wall means several cores).
+fn timed<T>(log: &mut Vec<String>, name: &str, f: impl FnOnce() -> T) -> T {
+    let (t, c) = (Instant::now(), cpu());
+    let r = f();
+    log.push(format!("{name} {:.1} ms (cpu {:.1})", ms(t.elapsed()), ms(cpu() - c)));
+    r
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: phases FILE");
     let format = Format::from_path(&path);
     let settings = StoreSettings::default();
-    let t = Instant::now();
-    let input = std::fs::read(&path).expect("read");
-    let read = t.elapsed();
-    let t = Instant::now();
-    let mut doc = sopsfile::load_plain(format, &settings, &input).expect("parse");
-    let parse = t.elapsed();
+    let mut enc_log = Vec::new();
+    let input = timed(&mut enc_log, "read", || std::fs::read(&path).expect("read"));
+    let mut doc = timed(&mut enc_log, "parse", || {
+        sopsfile::load_plain(format, &settings, &input).expect("parse")
+    });
     let key = DataKey::generate();
     let sel = SelectorSpec::default().compile().expect("selector");
-    let t = Instant::now();
-    let outcome = encrypt_document(&mut doc, &ValueCipher::new(&key), &sel, false).expect("encrypt");
-    let encrypt = t.elapsed();
+    let outcome = timed(&mut enc_log, "encrypt+MAC", || {
+        encrypt_document(&mut doc, &ValueCipher::new(&key), &sel, false).expect("encrypt")
+    });
     let metadata = Metadata {
         key_groups: vec![vec![MasterKey::Age {
             recipient: "age1x".into(),
@@ -40,23 +60,25 @@ fn main() {
         mac_only_encrypted: false,
         version: EMULATED_SOPS_VERSION.into(),
     };
-    let t = Instant::now();
-    let out = sopsfile::emit_encrypted(format, &settings, &mut doc, &metadata).expect("emit");
-    let emit = t.elapsed();
-    let t = Instant::now();
-    let (mut doc2, _) = sopsfile::load_encrypted(format, &settings, &out).expect("parse encrypted");
-    let parse2 = t.elapsed();
-    let t = Instant::now();
-    decrypt_document(&mut doc2, &mut ValueCipher::new(&key), &sel, false).expect("decrypt");
-    let decrypt = t.elapsed();
-    let t = Instant::now();
-    let plain = sopsfile::emit_plain(format, &settings, &doc2).expect("emit plain");
-    let emit2 = t.elapsed();
+    let out = timed(&mut enc_log, "emit", || {
+        sopsfile::emit_encrypted(format, &settings, &mut doc, &metadata).expect("emit")
+    });
+    let mut dec_log = Vec::new();
+    let (mut doc2, _) = timed(&mut dec_log, "parse", || {
+        sopsfile::load_encrypted(format, &settings, &out).expect("parse encrypted")
+    });
+    timed(&mut dec_log, "decrypt+MAC", || {
+        decrypt_document(&mut doc2, &mut ValueCipher::new(&key), &sel, false).expect("decrypt")
+    });
+    let plain = timed(&mut dec_log, "emit", || {
+        sopsfile::emit_plain(format, &settings, &doc2).expect("emit plain")
+    });
     println!(
-        "{path}: {} MiB in, {} MiB encrypted\nencrypt: read {read:?}, parse {parse:?}, encrypt+MAC {encrypt:?}, emit {emit:?}\n\
-         decrypt: parse {parse2:?}, decrypt+MAC {decrypt:?}, emit {emit2:?}",
+        "{path}: {} MiB in, {} MiB encrypted\nencrypt: {}\ndecrypt: {}",
         input.len() >> 20,
-        out.len() >> 20
+        out.len() >> 20,
+        enc_log.join(", "),
+        dec_log.join(", ")
     );
     println!("plaintext out: {} bytes", plain.len());
 }

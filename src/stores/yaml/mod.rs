@@ -10,6 +10,7 @@ mod fast;
 mod parser;
 mod resolve;
 mod scanner;
+mod split;
 
 use super::{Store, StoreError};
 use crate::tree::{Branch, Value};
@@ -152,6 +153,9 @@ impl Store for YamlStore {
             return Ok(Vec::new());
         }
         let data = prepare_input(input)?;
+        if let Some(branches) = split::load(&data) {
+            return Ok(branches);
+        }
         if let Ok(branches) = fast::Fast::new(&data).load() {
             return Ok(branches);
         }
@@ -655,6 +659,101 @@ mod tests {
             }
         }
         assert!(handled > n / 4, "handled {handled} of {n}");
+    }
+
+    /// Every cut the parallel loader may choose, alone and all together:
+    /// whenever it does not defer, it gives exactly the reference result.
+    /// Returns whether some cut was accepted.
+    fn check_split_matches(input: &[u8]) -> bool {
+        let Ok(data) = prepare_input(input) else {
+            return false;
+        };
+        let candidates: Vec<usize> = (1..data.len())
+            .filter(|&i| data[i - 1] == b'\n' && split::is_cut_line(&data, i))
+            .collect();
+        let reference = load_reference(&data);
+        let mut accepted = false;
+        let mut attempts: Vec<Vec<usize>> = candidates.iter().map(|&c| vec![c]).collect();
+        attempts.push(candidates.clone());
+        for cuts in attempts {
+            let Some(got) = split::load_pieces(&data, &cuts) else {
+                continue;
+            };
+            accepted = true;
+            match &reference {
+                Ok(r) => assert!(
+                    r.len() == got.len() && r.iter().zip(&got).all(|(x, y)| same_branch(x, y)),
+                    "split load at {cuts:?} differs from the reference for {:?}",
+                    String::from_utf8_lossy(input)
+                ),
+                Err(e) => panic!(
+                    "split load at {cuts:?} accepted what the reference rejects ({}): {:?}",
+                    e.message,
+                    String::from_utf8_lossy(input)
+                ),
+            }
+        }
+        accepted
+    }
+
+    #[test]
+    fn split_load_matches_reference() {
+        let tricky = [
+            "a: \"x\nb: y\"\nc: 1\n",
+            "a: [1,\nb: 2]\nc: 1\n",
+            "a: {x: 1,\nb: 2}\nc: 1\n",
+            "a: 'it\nb: c'\nd: 1\n",
+            "a: |\n  t\nb: 1\n",
+            "a: >\n  t\n\nb: 1\n",
+            "a: &x 1\nb: *x\n",
+            "a: 1\nb: 2\na: 3\n",
+            "a: 1\n---\nb: 2\n",
+            "a: 1\n...\nb: 2\n",
+            "a:\n  x: 1\n  # foot\nb: 2\n",
+            "a:\n  x: 1\n\n  # foot\n\nb: 2\n",
+            "a: plain\n  continued\nb: 2\n",
+            "a:\n- 1\n- 2\nb: 3 # line\nc: 4\n",
+            "# head\n\na: 1\nb: 2\n# tail\n",
+            "a: 1\nb: 18446744073709551615\n",
+            "a: 1\nb: !!str 2\n",
+            "a: 1\r\nb: 2\r\n",
+        ];
+        let mut accepted = 0;
+        for t in tricky {
+            accepted += usize::from(check_split_matches(t.as_bytes()));
+        }
+        assert!(accepted >= 5, "only {accepted} tricky inputs were split");
+        let mut corpus_accepted = 0;
+        for dir in ["testdata/stores/yaml", "testdata/corpus", "tests/oracle"] {
+            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+                    continue;
+                }
+                let Ok(data) = std::fs::read(&p) else { continue };
+                corpus_accepted += usize::from(check_split_matches(&data));
+            }
+        }
+        assert!(corpus_accepted > 10, "only {corpus_accepted} corpus files were split");
+        let mut rng = Rng(0x5EED_1234_ABCD_0002);
+        let mut generated_accepted = 0;
+        for i in 0..1500 {
+            let mut s = String::new();
+            if rng.below(4) == 0 {
+                s.push_str("# doc head\n\n");
+            }
+            gen_structured(&mut rng, &mut s, 0, 0);
+            if rng.below(8) == 0 {
+                s.push_str("---\n");
+                gen_structured(&mut rng, &mut s, 0, 0);
+            }
+            if i % 7 == 0 {
+                s = s.replace('\n', "\r\n");
+            }
+            generated_accepted += usize::from(check_split_matches(s.as_bytes()));
+        }
+        assert!(generated_accepted > 100, "only {generated_accepted} generated documents were split");
     }
 
     fn check_no_panic(input: &[u8]) {
