@@ -7,7 +7,7 @@ use crate::stores::flatten::{flatten, unflatten};
 use crate::stores::ini::IniStore;
 use crate::stores::json::JsonStore;
 use crate::stores::yaml::YamlStore;
-use crate::stores::{Format, Store, StoreError};
+use crate::stores::{EmitError, Format, Store, StoreError};
 use crate::tree::{Branch, Document, Item, Value};
 use std::fmt;
 
@@ -174,6 +174,22 @@ pub fn emit_encrypted(
     doc: &mut Document,
     metadata: &Metadata,
 ) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    emit_encrypted_to(format, s, doc, metadata, &mut out).map_err(|e| match e {
+        EmitError::Store(e) => e,
+        EmitError::Write(e) => StoreError::new(e.to_string()),
+    })?;
+    Ok(out)
+}
+
+/// [`emit_encrypted`] into a writer (streamed for YAML and JSON).
+pub fn emit_encrypted_to(
+    format: Format,
+    s: &StoreSettings,
+    doc: &mut Document,
+    metadata: &Metadata,
+    out: &mut dyn std::io::Write,
+) -> Result<(), EmitError> {
     let nil = if format == Format::Yaml {
         NilList::EmptyList
     } else {
@@ -181,17 +197,20 @@ pub fn emit_encrypted(
     };
     let meta = metadata.to_value(nil);
     if matches!(format, Format::Dotenv | Format::Ini) {
-        return emit_flat(format, doc, &meta);
+        let bytes = emit_flat(format, doc, &meta)?;
+        return out.write_all(&bytes).map_err(EmitError::Write);
     }
     // Append the block to every document for printing, then take it off again.
     for b in &mut doc.branches {
         b.0.push(Item::new("sops", meta.clone()));
     }
-    let out = store(format, s).and_then(|st| st.emit(&doc.branches));
+    let result = store(format, s)
+        .map_err(EmitError::Store)
+        .and_then(|st| st.emit_to(&doc.branches, out));
     for b in &mut doc.branches {
         b.0.pop();
     }
-    out
+    result
 }
 
 fn emit_flat(format: Format, doc: &mut Document, meta: &Value) -> Result<Vec<u8>, StoreError> {
@@ -224,15 +243,32 @@ fn emit_flat(format: Format, doc: &mut Document, meta: &Value) -> Result<Vec<u8>
 /// Print a plaintext file.
 pub fn emit_plain(format: Format, s: &StoreSettings, doc: &Document) -> Result<Vec<u8>, StoreError> {
     if format == Format::Binary {
-        return match doc.branches.first().and_then(|b| b.get("data")) {
-            Some(Value::Str(s)) => Ok(s.as_bytes().to_vec()),
-            Some(Value::Bytes(b)) => Ok(b.clone()),
-            _ => Err(StoreError::new(
-                "error emitting binary store: no binary data found in tree",
-            )),
-        };
+        return binary_data(doc).map(<[u8]>::to_vec);
     }
     store(format, s)?.emit(&doc.branches)
+}
+
+/// [`emit_plain`] into a writer (streamed for YAML and JSON).
+pub fn emit_plain_to(
+    format: Format,
+    s: &StoreSettings,
+    doc: &Document,
+    out: &mut dyn std::io::Write,
+) -> Result<(), EmitError> {
+    if format == Format::Binary {
+        return out.write_all(binary_data(doc)?).map_err(EmitError::Write);
+    }
+    store(format, s)?.emit_to(&doc.branches, out)
+}
+
+fn binary_data(doc: &Document) -> Result<&[u8], StoreError> {
+    match doc.branches.first().and_then(|b| b.get("data")) {
+        Some(Value::Str(s)) => Ok(s.as_bytes()),
+        Some(Value::Bytes(b)) => Ok(b),
+        _ => Err(StoreError::new(
+            "error emitting binary store: no binary data found in tree",
+        )),
+    }
 }
 
 /// Print one value (`--extract` of a non-string scalar or a list).

@@ -193,10 +193,18 @@ pub fn wipe_string(s: &mut String) {
     wipe_vec(&mut bytes);
 }
 
+/// [`wipe_string`] that keeps the (now zeroed and empty) allocation, so a
+/// whole tree can be wiped without freeing it piece by piece.
+fn wipe_string_in_place(s: &mut String) {
+    let mut bytes = std::mem::take(s).into_bytes();
+    wipe_vec(&mut bytes);
+    *s = String::from_utf8(bytes).expect("an empty buffer is valid UTF-8");
+}
+
 impl Zeroize for Value {
     fn zeroize(&mut self) {
         match self {
-            Value::Str(s) | Value::Time(s) | Value::Comment(s) => wipe_string(s),
+            Value::Str(s) | Value::Time(s) | Value::Comment(s) => wipe_string_in_place(s),
             Value::Bytes(b) => wipe_vec(b),
             Value::Int(i) => i.zeroize(),
             Value::Float(x) => x.zeroize(),
@@ -212,7 +220,7 @@ impl Zeroize for Branch {
     fn zeroize(&mut self) {
         for item in &mut self.0 {
             if let Key::Comment(c) = &mut item.key {
-                wipe_string(c);
+                wipe_string_in_place(c);
             }
             item.value.zeroize();
         }
@@ -229,6 +237,21 @@ pub struct Document {
 impl Document {
     pub fn new(branches: Vec<Branch>) -> Document {
         Document { branches }
+    }
+
+    /// For the end of a command, when the process exits next: wipe every
+    /// string, then leave the memory to the exit instead of freeing 100k
+    /// allocations one by one.
+    pub fn wipe_and_forget(mut self) {
+        self.branches.iter_mut().for_each(Zeroize::zeroize);
+        std::mem::forget(self);
+    }
+
+    /// [`Self::wipe_and_forget`] without the wipe, for a tree that holds no
+    /// secret (an encrypted tree: each plaintext was wiped as it was
+    /// replaced; what is left is printed in the output anyway).
+    pub fn forget_without_wiping(self) {
+        std::mem::forget(self);
     }
 }
 

@@ -25,11 +25,37 @@ fn random_suffix() -> String {
 /// Write `bytes` to `path` atomically. Special files (a FIFO, `/dev/stdout`)
 /// are written directly; symlinks are followed so the link stays a link.
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_file_with::<std::convert::Infallible>(path, |f| f.write_all(bytes).map_err(WriteError::Io)).map_err(|e| {
+        match e {
+            WriteError::Io(e) => e,
+            WriteError::Content(never) => match never {},
+        }
+    })
+}
+
+/// Why [`write_file_with`] failed: the content producer's own error, or I/O.
+pub enum WriteError<E> {
+    Content(E),
+    Io(io::Error),
+}
+
+impl<E> From<io::Error> for WriteError<E> {
+    fn from(e: io::Error) -> WriteError<E> {
+        WriteError::Io(e)
+    }
+}
+
+/// [`write_file`] with the content streamed by `fill`. If `fill` fails the
+/// temp file is removed and `path` keeps its old content.
+pub fn write_file_with<E>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), WriteError<E>>,
+) -> Result<(), WriteError<E>> {
     let meta = fs::metadata(path).ok();
     if let Some(m) = &meta {
         if !m.is_file() {
             let mut f = OpenOptions::new().write(true).truncate(true).open(path)?;
-            return f.write_all(bytes);
+            return fill(&mut f);
         }
     }
     let target = if meta.is_some() {
@@ -53,7 +79,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(m) = &meta {
         fs::set_permissions(&tmp, m.permissions())?;
     }
-    file.write_all(bytes)?;
+    fill(&mut file)?;
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, &target)?;
@@ -69,6 +95,20 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn failed_stream_keeps_the_old_file_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.yaml");
+        fs::write(&p, b"old").unwrap();
+        let r = write_file_with(&p, |f| {
+            f.write_all(b"partial new content")?;
+            Err(WriteError::Content("refused"))
+        });
+        assert!(matches!(r, Err(WriteError::Content("refused"))));
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn keeps_mode_and_leaves_no_temp_files() {

@@ -347,6 +347,49 @@ pub fn require_existing(file: &Path) -> CliResult<()> {
     ))
 }
 
+/// Stream the result into `dest` as `emit` produces it (no whole-file
+/// buffer for YAML and JSON). Files are replaced atomically as with
+/// [`write_output`]; a store error is mapped by `store_error`.
+pub fn write_streamed(
+    dest: Destination<'_>,
+    emit: impl FnOnce(&mut dyn Write) -> Result<(), rsops::stores::EmitError>,
+    store_error: impl FnOnce(rsops::stores::StoreError) -> CliError,
+) -> CliResult<()> {
+    use crate::cli::atomic::WriteError;
+    use rsops::stores::EmitError;
+    match dest {
+        Destination::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let result = emit(&mut out).and_then(|()| out.flush().map_err(EmitError::Write));
+            match result {
+                Ok(()) => Ok(()),
+                Err(EmitError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(EmitError::Write(e)) => Err(CliError::new(
+                    codes::COULD_NOT_WRITE_OUTPUT_FILE,
+                    format!("Could not write to stdout: {e}"),
+                )),
+                Err(EmitError::Store(e)) => Err(store_error(e)),
+            }
+        }
+        Destination::File(path) => {
+            let result = crate::cli::atomic::write_file_with(path, |f| {
+                emit(f).map_err(|e| match e {
+                    EmitError::Store(e) => WriteError::Content(e),
+                    EmitError::Write(e) => WriteError::Io(e),
+                })
+            });
+            match result {
+                Ok(()) => Ok(()),
+                Err(WriteError::Content(e)) => Err(store_error(e)),
+                Err(WriteError::Io(e)) => Err(CliError::new(
+                    codes::COULD_NOT_WRITE_OUTPUT_FILE,
+                    format!("Could not write output file {}: {e}", path.display()),
+                )),
+            }
+        }
+    }
+}
+
 /// Where output goes.
 pub enum Destination<'a> {
     Stdout,

@@ -141,9 +141,21 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
         }
         err
     };
-    let out = if extract.is_empty() {
-        sopsfile::emit_plain(out_format, &settings, &opened.doc).map_err(dump_err)?
-    } else {
+    let dest = match (&req.output, req.in_place, &req.file) {
+        (Some(o), _, _) => Destination::File(o),
+        (None, true, Some(f)) => Destination::File(f),
+        _ => Destination::Stdout,
+    };
+    if extract.is_empty() {
+        let result = common::write_streamed(
+            dest,
+            |out| sopsfile::emit_plain_to(out_format, &settings, &opened.doc, out),
+            dump_err,
+        );
+        opened.doc.wipe_and_forget();
+        return result;
+    }
+    let out = {
         let fields = if out_format == Format::Json {
             ("Key", "Value")
         } else {
@@ -177,10 +189,5 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
         }
     };
     let out = zeroize::Zeroizing::new(out);
-    let dest = match (&req.output, req.in_place, &req.file) {
-        (Some(o), _, _) => Destination::File(o),
-        (None, true, Some(f)) => Destination::File(f),
-        _ => Destination::Stdout,
-    };
     common::write_output(dest, &out)
 }

@@ -103,14 +103,20 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
 
     let keyring = common::keyring_from_env();
     encrypt_tree(&mut doc, &mut metadata, &keyring, in_format)?;
-    let out = sopsfile::emit_encrypted(out_format, &settings, &mut doc, &metadata)
-        .map_err(|e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Could not marshal tree: {e}")))?;
     let dest = match (&req.output, req.in_place, &req.file) {
         (Some(o), _, _) => Destination::File(o),
         (None, true, Some(f)) => Destination::File(f),
         _ => Destination::Stdout,
     };
-    common::write_output(dest, &out)
+    let result = common::write_streamed(
+        dest,
+        |out| sopsfile::emit_encrypted_to(out_format, &settings, &mut doc, &metadata, out),
+        |e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Could not marshal tree: {e}")),
+    );
+    // No plaintext is left in the tree (each value was wiped as it was
+    // encrypted): skip freeing it piece by piece.
+    doc.forget_without_wiping();
+    result
 }
 
 /// Key groups, selectors, threshold and MAC mode from flags and the

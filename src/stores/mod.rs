@@ -40,6 +40,20 @@ impl fmt::Debug for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Why streaming a file out stopped: the store refused the tree, or the
+/// destination failed.
+#[derive(Debug)]
+pub enum EmitError {
+    Store(StoreError),
+    Write(std::io::Error),
+}
+
+impl From<StoreError> for EmitError {
+    fn from(e: StoreError) -> EmitError {
+        EmitError::Store(e)
+    }
+}
+
 /// Bytes ⇄ tree for one file format. Metadata handling (the `sops` key) is
 /// done by the caller on the returned branches, so a store only parses and
 /// prints documents.
@@ -51,6 +65,13 @@ pub trait Store {
     fn emit(&self, branches: &[Branch]) -> Result<Vec<u8>, StoreError>;
     /// Print a single value (for `--extract` of a non-string, non-map value).
     fn emit_value(&self, value: &Value) -> Result<Vec<u8>, StoreError>;
+    /// Print documents into `out`. Stores that override this write as they
+    /// go and must not fail after the first write; the default prints the
+    /// whole file first, so a refused tree leaves `out` untouched.
+    fn emit_to(&self, branches: &[Branch], out: &mut dyn std::io::Write) -> Result<(), EmitError> {
+        let bytes = zeroize::Zeroizing::new(self.emit(branches)?);
+        out.write_all(&bytes).map_err(EmitError::Write)
+    }
 }
 
 /// The file formats sops knows (spec §8.1).

@@ -753,7 +753,10 @@ mod tests {
             }
             generated_accepted += usize::from(check_split_matches(s.as_bytes()));
         }
-        assert!(generated_accepted > 100, "only {generated_accepted} generated documents were split");
+        assert!(
+            generated_accepted > 100,
+            "only {generated_accepted} generated documents were split"
+        );
     }
 
     fn check_no_panic(input: &[u8]) {
