@@ -88,11 +88,11 @@ pub struct EncParts<'a> {
 /// anchored at the start only, greedy groups, `.` not crossing a newline.
 pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
     let rest = s.strip_prefix(PREFIX)?;
-    let line = match memchr_byte(b'\n', rest.as_bytes()) {
+    let line = match memchr::memchr(b'\n', rest.as_bytes()) {
         Some(i) => &rest[..i],
         None => rest,
     };
-    let body = &line[..line.rfind(']')?];
+    let body = &line[..memchr::memrchr(b']', line.as_bytes())?];
     let (before_type, typ) = rsplit_field(body, ",type:")?;
     let (before_tag, tag) = rsplit_field(before_type, ",tag:")?;
     let (data, iv) = rsplit_field(before_tag, ",iv:")?;
@@ -102,16 +102,12 @@ pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
     Some(EncParts { data, iv, tag, typ })
 }
 
-fn memchr_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
 /// `s.rsplit_once(sep)` for a separator that starts with `,`: scans commas
 /// from the end instead of running a substring search.
 fn rsplit_field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
     let bytes = s.as_bytes();
     let mut end = bytes.len();
-    while let Some(i) = bytes[..end].iter().rposition(|&b| b == b',') {
+    while let Some(i) = memchr::memrchr(b',', &bytes[..end]) {
         if bytes[i..].starts_with(sep.as_bytes()) {
             return Some((&s[..i], &s[i + sep.len()..]));
         }
@@ -248,17 +244,17 @@ impl ValueCipher {
             .expect("AES-GCM encryption only fails for inputs larger than 64 GiB");
         // Exact length: prefix, base64 of data, iv (44), tag (24), type, `]`.
         let len = PREFIX.len() + buf.len().div_ceil(3) * 4 + 4 + 44 + 5 + 24 + 6 + typ.len() + 1;
-        let mut out = String::with_capacity(len);
-        out.push_str(PREFIX);
-        B64.encode_string(&*buf, &mut out);
-        out.push_str(",iv:");
-        B64.encode_string(iv, &mut out);
-        out.push_str(",tag:");
-        B64.encode_string(tag, &mut out);
-        out.push_str(",type:");
-        out.push_str(typ);
-        out.push(']');
-        out
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(PREFIX.as_bytes());
+        push_base64(&mut out, buf);
+        out.extend_from_slice(b",iv:");
+        push_base64(&mut out, iv);
+        out.extend_from_slice(b",tag:");
+        push_base64(&mut out, &tag);
+        out.extend_from_slice(b",type:");
+        out.extend_from_slice(typ.as_bytes());
+        out.push(b']');
+        String::from_utf8(out).expect("prefix, base64 and the type name are ASCII")
     }
 
     /// Encrypt a scalar value. Empty strings are never encrypted (§2.4):
@@ -330,6 +326,17 @@ impl ValueCipher {
         let (bytes, typ, _) = self.decrypt_shared(text, aad)?;
         value_from_plaintext(bytes, typ)
     }
+}
+
+/// Append standard base64 of `data` (straight into the buffer: the
+/// string-sink encoder of the base64 crate goes through small chunks).
+fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
+    let start = out.len();
+    out.resize(start + data.len().div_ceil(3) * 4, 0);
+    let written = B64
+        .encode_slice(data, &mut out[start..])
+        .expect("the buffer was sized for the padded encoding");
+    out.truncate(start + written);
 }
 
 /// A base64 field (IV, tag) decoded without allocating when it is short.

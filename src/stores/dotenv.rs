@@ -18,8 +18,8 @@ impl DotenvStore {
 
 impl Store for DotenvStore {
     fn load(&self, input: &[u8]) -> Result<Vec<Branch>, StoreError> {
-        let mut branch = Branch::new();
-        for (n, line) in input.split(|&b| b == b'\n').enumerate() {
+        let mut branch = Branch(Vec::with_capacity(memchr::memchr_iter(b'\n', input).count() + 1));
+        for (n, line) in lines(input).enumerate() {
             if line.is_empty() {
                 continue;
             }
@@ -39,9 +39,7 @@ impl Store for DotenvStore {
             }
             // sops echoes the whole line here; it may hold a secret, so the
             // line number is given instead.
-            let eq = line
-                .iter()
-                .position(|&b| b == b'=')
+            let eq = memchr::memchr(b'=', line)
                 .ok_or_else(|| StoreError::new(format!("invalid dotenv input line: line {} has no '='", n + 1)))?;
             let key = utf8(&line[..eq], "key")?;
             let value = decode_newlines(&line[eq + 1..]);
@@ -55,10 +53,10 @@ impl Store for DotenvStore {
     }
 
     fn emit(&self, branches: &[Branch]) -> Result<Vec<u8>, StoreError> {
-        let mut out = Vec::new();
         let Some(branch) = branches.first() else {
-            return Ok(out);
+            return Ok(Vec::new());
         };
+        let mut out = Vec::with_capacity(branch.0.iter().map(|i| 16 + scalar_len_hint(&i.value)).sum());
         for item in &branch.0 {
             let key: &str = match &item.key {
                 Key::Comment(c) => {
@@ -70,18 +68,18 @@ impl Store for DotenvStore {
                 Key::Str(k) => k,
                 Key::NonString { text, .. } => text,
             };
-            let value = value_to_string(&item.value).ok_or_else(|| {
+            let value = value_text(&item.value).ok_or_else(|| {
                 StoreError::new(format!("cannot use complex value in dotenv file; offending key {key}"))
             })?;
             out.extend_from_slice(key.as_bytes());
             out.push(b'=');
-            for &b in &value {
-                if b == b'\n' {
-                    out.extend_from_slice(b"\\n");
-                } else {
-                    out.push(b);
-                }
+            let mut rest: &[u8] = &value;
+            while let Some(nl) = memchr::memchr(b'\n', rest) {
+                out.extend_from_slice(&rest[..nl]);
+                out.extend_from_slice(b"\\n");
+                rest = &rest[nl + 1..];
             }
+            out.extend_from_slice(rest);
             out.push(b'\n');
         }
         Ok(out)
@@ -99,9 +97,49 @@ impl Store for DotenvStore {
     }
 }
 
+/// The input's lines, split on `\n` like Go's `bytes.Split`.
+fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(input);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// Bytes a scalar takes when printed, to size the output buffer.
+fn scalar_len_hint(v: &Value) -> usize {
+    match v {
+        Value::Str(s) | Value::Time(s) | Value::Comment(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        _ => 24,
+    }
+}
+
+/// [`value_to_string`] borrowing strings instead of copying them.
+fn value_text(v: &Value) -> Option<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    match v {
+        Value::Str(s) => Some(Cow::Borrowed(s.as_bytes())),
+        Value::Bytes(b) => Some(Cow::Borrowed(b)),
+        other => value_to_string(other).map(Cow::Owned),
+    }
+}
+
 /// Every two-character `\n` becomes a newline (Go `strings.Replace`,
 /// left to right, non-overlapping).
 fn decode_newlines(s: &[u8]) -> Vec<u8> {
+    if memchr::memchr(b'\\', s).is_none() {
+        return s.to_vec();
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
