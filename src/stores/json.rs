@@ -77,24 +77,18 @@ impl Store for JsonStore {
             .first()
             .ok_or_else(|| StoreError::new("Error marshaling to json: no document to emit"))?;
         let mut out = Vec::with_capacity(4096);
-        Emitter {
-            indent: self.indent.as_bytes(),
-            out: &mut out,
-        }
-        .map(branch, 0)
-        .map_err(|e| StoreError::new(format!("Error marshaling to json: {e}")))?;
+        Emitter::new(self.indent.as_bytes(), &mut out)
+            .map(branch, 0)
+            .map_err(|e| StoreError::new(format!("Error marshaling to json: {e}")))?;
         out.push(b'\n');
         Ok(out)
     }
 
     fn emit_value(&self, value: &Value) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::new();
-        Emitter {
-            indent: self.indent.as_bytes(),
-            out: &mut out,
-        }
-        .value(value, 0)
-        .map_err(StoreError::new)?;
+        Emitter::new(self.indent.as_bytes(), &mut out)
+            .value(value, 0)
+            .map_err(StoreError::new)?;
         Ok(out)
     }
 }
@@ -442,13 +436,7 @@ impl<'a> Tokenizer<'a> {
         let src = self.src;
         let start = self.pos + 1;
         // Fast path: no escapes, no control characters, valid UTF-8.
-        let mut i = start;
-        while let Some(&b) = src.get(i) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                break;
-            }
-            i += 1;
-        }
+        let i = scan_string(src, start);
         if src.get(i) == Some(&b'"') {
             if let Ok(s) = std::str::from_utf8(&src[start..i]) {
                 self.pos = i + 1;
@@ -464,6 +452,7 @@ impl<'a> Tokenizer<'a> {
         let mut i = start;
         let mut run = start;
         loop {
+            i = scan_string(src, i);
             let Some(&b) = src.get(i) else {
                 return Err(self.unexpected_eof());
             };
@@ -478,8 +467,38 @@ impl<'a> Tokenizer<'a> {
                     i = self.escape(i, &mut out)?;
                     run = i;
                 }
-                0..=0x1f => return Err(invalid_char(b, " in string literal", i)),
-                _ => i += 1,
+                _ => return Err(invalid_char(b, " in string literal", i)),
+            }
+        }
+    }
+
+    /// Checks the string literal at `self.pos` as [`Self::string`] would
+    /// (same errors), without decoding it: validation needs no value.
+    fn skip_string(&mut self) -> Result<(), ParseError> {
+        let src = self.src;
+        let mut i = self.pos + 1;
+        loop {
+            i = scan_string(src, i);
+            let Some(&b) = src.get(i) else {
+                return Err(self.unexpected_eof());
+            };
+            match b {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(());
+                }
+                // Every escape is checked on its own, also the second half
+                // of a surrogate pair, so pairing needs no special case.
+                b'\\' => match src.get(i + 1) {
+                    None => return Err(self.unexpected_eof()),
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => {
+                        self.hex4(i + 2)?;
+                        i += 6;
+                    }
+                    Some(&e) => return Err(invalid_char(e, " in string escape code", i + 1)),
+                },
+                _ => return Err(invalid_char(b, " in string literal", i)),
             }
         }
     }
@@ -541,6 +560,72 @@ impl<'a> Tokenizer<'a> {
         }
         Ok(r)
     }
+}
+
+// Word-at-a-time byte search (SWAR): the scanners below test 8 bytes per
+// step instead of one, which matters because string bodies are most of a
+// secrets file. Each mask sets the high bit of every matching byte; borrows
+// can also flag bytes *above* a true match, never below, so the lowest flag
+// of a mask (or of an OR of masks) is always exact.
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Flags the bytes of `x` equal to `b`.
+#[inline(always)]
+fn eq_mask(x: u64, b: u8) -> u64 {
+    let y = x ^ (LO * u64::from(b));
+    y.wrapping_sub(LO) & !y & HI
+}
+
+/// Flags the bytes of `x` below `n` (`n` ≤ 0x80).
+#[inline(always)]
+fn lt_mask(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(LO * u64::from(n)) & !x & HI
+}
+
+/// Offset of the first byte in `src[from..]` where `stop(word)` flags one,
+/// or `src.len()`; `is_stop` is the same test for one byte (the tail).
+#[inline(always)]
+fn scan(src: &[u8], from: usize, stop: impl Fn(u64) -> u64, is_stop: impl Fn(u8) -> bool) -> usize {
+    let rest = src.get(from..).unwrap_or_default();
+    let mut chunks = rest.chunks_exact(8);
+    let mut i = from;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let m = stop(u64::from_le_bytes(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    for &b in chunks.remainder() {
+        if is_stop(b) {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Offset of the next byte a string literal cannot hold as is: `"`, `\` or
+/// a control character; `src.len()` if none.
+fn scan_string(src: &[u8], from: usize) -> usize {
+    scan(
+        src,
+        from,
+        |x| eq_mask(x, b'"') | eq_mask(x, b'\\') | lt_mask(x, 0x20),
+        |b| b == b'"' || b == b'\\' || b < 0x20,
+    )
+}
+
+/// The byte-at-a-time equivalent of [`scan_string`] (for tests).
+#[cfg(test)]
+fn scan_string_slow(src: &[u8], from: usize) -> usize {
+    (from..src.len())
+        .find(|&i| matches!(src[i], b'"' | b'\\' | 0..=0x1f))
+        .unwrap_or(src.len())
 }
 
 fn hex_val(b: u8) -> Option<u32> {
@@ -780,6 +865,15 @@ fn check_valid(src: &[u8]) -> Result<(), ParseError> {
                     }
                 }
             }
+            b'"' => {
+                let mut t = Tokenizer::new(src);
+                t.pos = i;
+                match t.skip_string() {
+                    Ok(()) => i = t.pos,
+                    Err(e) if e.msg == "unexpected EOF" => return Err(eoi()),
+                    Err(e) => return Err(e),
+                }
+            }
             _ => {
                 let mut t = Tokenizer::new(src);
                 t.pos = i;
@@ -852,6 +946,19 @@ fn skip_number(src: &[u8], mut i: usize) -> usize {
 struct Emitter<'a> {
     indent: &'a [u8],
     out: &'a mut Vec<u8>,
+    /// A newline followed by `indent` repeated for the deepest level seen so
+    /// far: each line start is then one copy of a prefix of it.
+    nl: Vec<u8>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(indent: &'a [u8], out: &'a mut Vec<u8>) -> Emitter<'a> {
+        Emitter {
+            indent,
+            out,
+            nl: Vec::new(),
+        }
+    }
 }
 
 /// A container being written, with the rest of its children.
@@ -862,10 +969,15 @@ enum Open<'t> {
 
 impl Emitter<'_> {
     fn newline(&mut self, depth: usize) {
-        self.out.push(b'\n');
-        for _ in 0..depth {
-            self.out.extend_from_slice(self.indent);
+        let n = 1 + depth * self.indent.len();
+        if self.nl.len() < n {
+            self.nl.clear();
+            self.nl.push(b'\n');
+            for _ in 0..depth {
+                self.nl.extend_from_slice(self.indent);
+            }
         }
+        self.out.extend_from_slice(&self.nl[..n]);
     }
 
     fn map(&mut self, branch: &Branch, depth: usize) -> Result<(), String> {
@@ -1061,7 +1173,7 @@ pub(crate) fn write_compact(out: &mut Vec<u8>, v: &Value) -> Result<(), String> 
             out.push(b'}');
         }
         scalar => {
-            Emitter { indent: b"", out }.scalar(scalar, 0)?;
+            Emitter::new(b"", out).scalar(scalar, 0)?;
         }
     }
     Ok(())
@@ -1111,16 +1223,39 @@ pub(crate) fn write_string(out: &mut Vec<u8>, mut bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// Offset of the next byte at or after `from` that [`escape_valid`] must
+/// look at: one Go escapes (`"`, `\\`, `<`, `>`, `&`, controls) or 0xE2, the
+/// lead byte of U+2028/U+2029; `s.len()` if none.
+fn scan_escape(s: &[u8], from: usize) -> usize {
+    scan(
+        s,
+        from,
+        // `x | 2 == '>'` matches `<` and `>`, `x | 4 == '&'` matches `"`, `&`.
+        |x| {
+            eq_mask(x | (LO * 2), b'>')
+                | eq_mask(x | (LO * 4), b'&')
+                | eq_mask(x, b'\\')
+                | eq_mask(x, 0xE2)
+                | lt_mask(x, 0x20)
+        },
+        needs_escape_check,
+    )
+}
+
+/// The byte test behind [`scan_escape`].
+fn needs_escape_check(b: u8) -> bool {
+    b == 0xE2 || (b < 0x80 && !SAFE[usize::from(b)])
+}
+
 fn escape_valid(out: &mut Vec<u8>, s: &[u8]) {
     let mut run = 0;
     let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
+    loop {
+        i = scan_escape(s, i);
+        let Some(&b) = s.get(i) else {
+            break;
+        };
         if b < 0x80 {
-            if SAFE[usize::from(b)] {
-                i += 1;
-                continue;
-            }
             out.extend_from_slice(&s[run..i]);
             match b {
                 b'"' => out.extend_from_slice(br#"\""#),
@@ -1139,17 +1274,24 @@ fn escape_valid(out: &mut Vec<u8>, s: &[u8]) {
             }
             i += 1;
             run = i;
-        } else if b == 0xE2 && s.get(i + 1) == Some(&0x80) && matches!(s.get(i + 2), Some(0xA8 | 0xA9)) {
+        } else if s.get(i + 1) == Some(&0x80) && matches!(s.get(i + 2), Some(0xA8 | 0xA9)) {
             // U+2028 / U+2029 break JavaScript string literals.
             out.extend_from_slice(&s[run..i]);
             out.extend_from_slice(if s[i + 2] == 0xA8 { br"\u2028" } else { br"\u2029" });
             i += 3;
             run = i;
         } else {
+            // Another character starting with 0xE2: copied as is.
             i += 1;
         }
     }
     out.extend_from_slice(&s[run..]);
+}
+
+/// The byte-at-a-time equivalent of [`scan_escape`] (for tests).
+#[cfg(test)]
+fn scan_escape_slow(s: &[u8], from: usize) -> usize {
+    (from..s.len()).find(|&i| needs_escape_check(s[i])).unwrap_or(s.len())
 }
 
 #[cfg(test)]
@@ -1417,6 +1559,111 @@ mod tests {
         }
         fn below(&mut self, n: usize) -> usize {
             (self.next() % n as u64) as usize
+        }
+    }
+
+    /// The byte-at-a-time escaper the word-at-a-time one replaced.
+    fn escape_valid_slow(out: &mut Vec<u8>, s: &[u8]) {
+        let mut i = 0;
+        while i < s.len() {
+            let b = s[i];
+            if b == 0xE2 && s.get(i + 1) == Some(&0x80) && matches!(s.get(i + 2), Some(0xA8 | 0xA9)) {
+                out.extend_from_slice(if s[i + 2] == 0xA8 { br"\u2028" } else { br"\u2029" });
+                i += 3;
+                continue;
+            }
+            match b {
+                b'"' => out.extend_from_slice(br#"\""#),
+                b'\\' => out.extend_from_slice(br"\\"),
+                b'\n' => out.extend_from_slice(br"\n"),
+                b'\r' => out.extend_from_slice(br"\r"),
+                b'\t' => out.extend_from_slice(br"\t"),
+                0x08 => out.extend_from_slice(br"\b"),
+                0x0c => out.extend_from_slice(br"\f"),
+                b'<' | b'>' | b'&' | 0..=0x1f => {
+                    out.extend_from_slice(br"\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                _ => out.push(b),
+            }
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn word_scans_match_byte_scans() {
+        // Every byte next to every other in a word, at every alignment: the
+        // bytes the masks flag or nearly flag (±1 for borrows), plus others.
+        let special: Vec<u8> = vec![
+            0x00, 0x01, 0x08, 0x0c, 0x1f, 0x20, 0x21, b'"', 0x23, 0x25, b'&', 0x27, 0x3b, b'<', 0x3d, b'>', 0x3f, 0x5b,
+            b'\\', 0x5d, b'a', 0x7f, 0x80, 0x81, 0xa8, 0xa9, 0xe1, 0xe2, 0xe3, 0xfe, 0xff,
+        ];
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        for round in 0..40_000 {
+            let len = rng.below(40);
+            let s: Vec<u8> = (0..len)
+                .map(|_| match rng.below(8) {
+                    // Mostly ordinary text so runs get long enough to span words.
+                    0..=4 => b'a' + rng.below(26) as u8,
+                    5 => 0x80 + rng.below(0x80) as u8,
+                    _ => special[rng.below(special.len())],
+                })
+                .collect();
+            let from = if round % 2 == 0 { 0 } else { rng.below(len + 1) };
+            assert_eq!(scan_string(&s, from), scan_string_slow(&s, from), "{s:?} from {from}");
+            assert_eq!(scan_escape(&s, from), scan_escape_slow(&s, from), "{s:?} from {from}");
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            escape_valid(&mut fast, &s);
+            escape_valid_slow(&mut slow, &s);
+            assert_eq!(fast, slow, "{s:?}");
+            // U+2028/U+2029 split across words.
+            let mut t = s.clone();
+            t.splice(len / 2..len / 2, [0xE2, 0x80, 0xA8 + (round % 2) as u8]);
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            escape_valid(&mut fast, &t);
+            escape_valid_slow(&mut slow, &t);
+            assert_eq!(fast, slow, "{t:?}");
+        }
+        for b in 0..=255u8 {
+            for pos in 0..17 {
+                let mut s = vec![b'a'; 17];
+                s[pos] = b;
+                assert_eq!(scan_string(&s, 0), scan_string_slow(&s, 0), "{b:#x} at {pos}");
+                assert_eq!(scan_escape(&s, 0), scan_escape_slow(&s, 0), "{b:#x} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn strict_validation_matches_decoding_errors() {
+        // `skip_string` must fail exactly where `string` fails, same text.
+        let bodies: &[&[u8]] = &[
+            br#"abc""#,
+            br#"a\"b\\c\/\b\f\n\r\t""#,
+            br#"\u00e9\ud83d\ude00\ud800\u0041""#,
+            br#"\ud800\u12G4""#,
+            br#"\ud800\x""#,
+            br#"a\qb""#,
+            br#"\u12"#,
+            br#"\u"#,
+            br#"\"#,
+            b"x\x01y\"",
+            b"\xff\xfe\"",
+            br#"no end"#,
+        ];
+        for body in bodies {
+            let mut src = b"\"".to_vec();
+            src.extend_from_slice(body);
+            src.extend_from_slice(b"   ");
+            let mut a = Tokenizer::new(&src);
+            let mut b = Tokenizer::new(&src);
+            let (ra, rb) = (a.string().map(|_| a.pos), b.skip_string().map(|_| b.pos));
+            match (ra, rb) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y),
+                (Err(x), Err(y)) => assert_eq!((x.msg, x.offset), (y.msg, y.offset)),
+                _ => panic!("{:?}", String::from_utf8_lossy(body)),
+            }
         }
     }
 
