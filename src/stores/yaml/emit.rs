@@ -142,7 +142,7 @@ fn is_printable(v: &[u8], i: usize) -> bool {
 }
 
 /// Byte classes for `analyze_ascii`: 1 = outside printable ASCII (space
-/// included), 2 = flow indicator `,?[]{}`, 4 = `:`, 8 = `#`.
+/// included), 2 = flow indicator `,?[]{}`, 4 = `:`, 8 = `#`, 16 = space.
 const ASCII_CLASS: [u8; 256] = {
     let mut t = [1u8; 256];
     let mut c = 0x20;
@@ -158,6 +158,7 @@ const ASCII_CLASS: [u8; 256] = {
     t[b'}' as usize] = 2;
     t[b':' as usize] = 4;
     t[b'#' as usize] = 8;
+    t[b' ' as usize] = 16;
     t
 };
 
@@ -196,7 +197,12 @@ fn analyze_ascii(v: &[u8]) -> Option<Analysis> {
         }
         _ => {}
     }
-    if acc & 12 != 0 && !block_indicators {
+    if acc & 12 != 0 && !block_indicators && acc & 16 == 0 {
+        // Without spaces only a final `:` can be a block indicator (a first
+        // one was handled above), which spares the scan below for the many
+        // values like `ENC[AES256_GCM,data:…]`.
+        block_indicators = n > 1 && v[n - 1] == b':';
+    } else if acc & 12 != 0 && !block_indicators {
         // `: ` / `:` at the end, or ` #`, make a block indicator.
         for i in 1..n {
             match v[i] {
@@ -1052,19 +1058,34 @@ impl Emitter {
             self.put(b' ');
         }
         // Plain is only chosen for text without line breaks, and the width
-        // is unlimited, so the whole text is written as is.
-        if !v.iter().any(|&c| c == b'\n' || c == b'\r' || c == 0xC2 || c == 0xE2) {
+        // is unlimited, so such text is written in one copy. ASCII (the usual
+        // case) is checked with the word-at-a-time `is_ascii` and `memchr`
+        // rather than a per-byte test, and its width is its length.
+        let (simple, chars) = if v.is_ascii() {
+            (!v.contains(&b'\n') && !v.contains(&b'\r'), v.len())
+        } else {
+            (
+                !v.iter().any(|&c| c == b'\n' || c == b'\r' || c == 0xC2 || c == 0xE2),
+                v.iter().filter(|&&c| c & 0xC0 != 0x80).count(),
+            )
+        };
+        if simple {
             self.out.extend_from_slice(v);
-            self.column += v.iter().filter(|&&c| c & 0xC0 != 0x80).count() as i64;
-            if !v.is_empty() {
-                self.whitespace = false;
-            }
-            self.indention = false;
-            if self.root_context {
-                self.open_ended = true;
-            }
-            return;
+            self.column += chars as i64;
+        } else {
+            self.write_plain_text(v);
         }
+        if !v.is_empty() {
+            self.whitespace = false;
+        }
+        self.indention = false;
+        if self.root_context {
+            self.open_ended = true;
+        }
+    }
+
+    /// go-yaml's character loop of `yaml_emitter_write_plain_scalar`.
+    fn write_plain_text(&mut self, v: &[u8]) {
         let mut i = 0;
         let mut breaks = false;
         while i < v.len() {
@@ -1082,13 +1103,6 @@ impl Emitter {
                 self.indention = false;
                 breaks = false;
             }
-        }
-        if !v.is_empty() {
-            self.whitespace = false;
-        }
-        self.indention = false;
-        if self.root_context {
-            self.open_ended = true;
         }
     }
 
@@ -1464,6 +1478,66 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plain_fast_path_matches_char_loop() {
+        // Texts with and without breaks, ASCII and not (including the lead
+        // bytes of NEL and LS/PS without the rest, and 4-byte characters).
+        const PIECES: &[&str] = &[
+            "a",
+            "Z",
+            " ",
+            ":",
+            "#",
+            "-",
+            "\t",
+            "\n",
+            "\r",
+            "é",
+            "\u{85}",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{2030}",
+            "\u{a0}",
+            "😀",
+            "ENC[AES256_GCM,data:",
+            "xyz123",
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for round in 0..50_000 {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let len = (r % 6) as usize;
+            let s: String = (0..len)
+                .map(|k| PIECES[((r >> (8 + 5 * k)) % PIECES.len() as u64) as usize])
+                .collect();
+            let mut fast = Emitter::new(4);
+            let mut slow = Emitter::new(4);
+            for e in [&mut fast, &mut slow] {
+                e.indent = 4;
+                e.column = (round % 7) as i64;
+                e.whitespace = round % 2 == 0;
+                e.root_context = round % 3 == 0;
+            }
+            fast.write_plain(s.as_bytes());
+            // The same writer with the fast path taken out.
+            if !s.is_empty() && !slow.whitespace {
+                slow.put(b' ');
+            }
+            slow.write_plain_text(s.as_bytes());
+            if !s.is_empty() {
+                slow.whitespace = false;
+            }
+            slow.indention = false;
+            if slow.root_context {
+                slow.open_ended = true;
+            }
+            let state = |e: &Emitter| (e.out.clone(), e.column, e.whitespace, e.indention, e.open_ended);
+            assert_eq!(state(&fast), state(&slow), "{s:?}");
+        }
+    }
+
+    #[test]
     fn ascii_analysis_matches_full() {
         const ALPHABET: &[u8] = b" ab:#-?,[]{}&*!|>'\"%@`.~=";
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -1481,7 +1555,26 @@ mod tests {
             }
         }
         for s in [
-            "---", "--- x", "...", "- ", "-", "-x", ": ", ":", "a:b", "a: b", "a #b", "a#b", " a", "a ",
+            "---",
+            "--- x",
+            "...",
+            "- ",
+            "-",
+            "-x",
+            ": ",
+            ":",
+            "a:b",
+            "a: b",
+            "a #b",
+            "a#b",
+            " a",
+            "a ",
+            "a:",
+            "::",
+            "a:b:",
+            "ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]",
+            "a: b:",
+            "#a:",
         ] {
             assert_eq!(analyze_ascii(s.as_bytes()), Some(analyze_scalar_full(s)), "{s:?}");
         }
