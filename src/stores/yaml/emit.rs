@@ -472,17 +472,18 @@ fn string_node<'a>(s: &'a str) -> ScalarRepr<'a> {
 }
 
 fn string_repr(s: &str) -> (Style, &'static str, Analysis) {
+    // First pass: the node is encoded on its own, at the document root.
+    let a = analyze_scalar(s);
     let (rtag, _) = resolve_plain(s);
     let can_use_plain = rtag == Tag::Str && !(is_base60_float(s) || is_old_bool(s));
-    let requested = if s.contains('\n') {
+    // Only text with line breaks (`multiline`) can hold a `\n`.
+    let requested = if a.multiline && s.contains('\n') {
         Style::Literal
     } else if can_use_plain {
         Style::Plain
     } else {
         Style::Double
     };
-    // First pass: the node is encoded on its own, at the document root.
-    let a = analyze_scalar(s);
     let style = select_style(requested, &a, s, false, true, true);
     // A plain `<<` re-parses as a merge key and keeps that tag.
     let tag = if style == Style::Plain && s == "<<" {
@@ -1057,20 +1058,16 @@ impl Emitter {
         if !v.is_empty() && !self.whitespace {
             self.put(b' ');
         }
-        // Plain is only chosen for text without line breaks, and the width
-        // is unlimited, so such text is written in one copy. ASCII (the usual
-        // case) is checked with the word-at-a-time `is_ascii` and `memchr`
-        // rather than a per-byte test, and its width is its length.
-        let (simple, chars) = if v.is_ascii() {
-            (!v.contains(&b'\n') && !v.contains(&b'\r'), v.len())
-        } else {
-            (
-                !v.iter().any(|&c| c == b'\n' || c == b'\r' || c == 0xC2 || c == 0xE2),
-                v.iter().filter(|&&c| c & 0xC0 != 0x80).count(),
-            )
-        };
-        if simple {
+        // `self.analysis` (of this very text) found no line break, as it
+        // must for plain style, and the width is unlimited: the character
+        // loop would copy the text as is, one column per character.
+        if !self.analysis.multiline {
             self.out.extend_from_slice(v);
+            let chars = if v.is_ascii() {
+                v.len()
+            } else {
+                v.iter().filter(|&&c| c & 0xC0 != 0x80).count()
+            };
             self.column += chars as i64;
         } else {
             self.write_plain_text(v);
@@ -1513,6 +1510,7 @@ mod tests {
                 .collect();
             let mut fast = Emitter::new(4);
             let mut slow = Emitter::new(4);
+            fast.analysis = analyze_scalar(&s);
             for e in [&mut fast, &mut slow] {
                 e.indent = 4;
                 e.column = (round % 7) as i64;
