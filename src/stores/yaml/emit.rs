@@ -723,8 +723,11 @@ impl Emitter {
         if self.foot_indent == indent {
             self.put_break();
         }
-        while self.column < indent {
-            self.put(b' ');
+        if self.column < indent {
+            // One fill instead of a push per space.
+            let n = (indent - self.column) as usize;
+            self.out.resize(self.out.len() + n, b' ');
+            self.column = indent;
         }
         self.whitespace = true;
         self.foot_indent = -1;
