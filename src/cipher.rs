@@ -228,9 +228,10 @@ impl ValueCipher {
 
     pub fn encrypt_with_iv(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN]) -> String {
         // Encrypt in place in a stack buffer for the usual short values (no
-        // allocation besides the result); wiped before returning.
-        let mut small = Zeroizing::new([0u8; 256]);
-        let mut large = Zeroizing::new(Vec::new());
+        // allocation besides the result). Nothing to wipe: the plaintext
+        // copy becomes ciphertext right away.
+        let mut small = [0u8; 256];
+        let mut large = Vec::new();
         let buf: &mut [u8] = if plaintext.len() <= small.len() {
             &mut small[..plaintext.len()]
         } else {
@@ -292,8 +293,20 @@ impl ValueCipher {
         text: &'a str,
         aad: &[u8],
     ) -> Result<(Zeroizing<Vec<u8>>, &'a str, Option<[u8; IV_LEN]>), CipherError> {
+        let mut data = DataBuf::new();
+        let (typ, iv) = self.open(text, aad, &mut data)?;
+        Ok((Zeroizing::new(data.as_slice().to_vec()), typ, iv))
+    }
+
+    /// Decrypt into `data`: the type tag and the 32-byte IV, if it is one.
+    fn open<'a>(
+        &self,
+        text: &'a str,
+        aad: &[u8],
+        data: &mut DataBuf,
+    ) -> Result<(&'a str, Option<[u8; IV_LEN]>), CipherError> {
         let parts = parse_enc(text).ok_or(CipherError::Format)?;
-        let mut data = Zeroizing::new(B64.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?);
+        data.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?;
         let mut iv_buf = FieldBuf::new();
         let iv = iv_buf.decode(parts.iv).map_err(|_| CipherError::Encoding("iv"))?;
         let mut tag_buf = FieldBuf::new();
@@ -305,14 +318,54 @@ impl ValueCipher {
         match iv.len() {
             IV_LEN => self
                 .gcm
-                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, &mut data, tag)
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data.as_mut_slice(), tag)
                 .map_err(|_| CipherError::Authentication)?,
             12 => Gcm12::new(GenericArray::from_slice(self.key.as_bytes()))
-                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, &mut data, tag)
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data.as_mut_slice(), tag)
                 .map_err(|_| CipherError::Authentication)?,
             _ => return Err(CipherError::Encoding("iv: unsupported length")),
         }
-        Ok((data, parts.typ, <[u8; IV_LEN]>::try_from(iv).ok()))
+        Ok((parts.typ, <[u8; IV_LEN]>::try_from(iv).ok()))
+    }
+
+    /// Decrypt an `ENC[...]` string that the caller owns, without the stash.
+    /// A `str` (or `comment`, `bytes`) result reuses the string's own buffer,
+    /// so a large file is decrypted without an allocation or a free per
+    /// value. If decryption fails the text is handed back unchanged; if the
+    /// plaintext does not parse as its type, it is gone (callers stop).
+    pub fn decrypt_owned(&self, text: String, aad: &[u8]) -> Result<Value, (CipherError, String)> {
+        let mut data = DataBuf::new();
+        let typ = match self.open(&text, aad, &mut data) {
+            Ok((typ, _)) => typ,
+            Err(e) => return Err((e, text)),
+        };
+        let plain = data.as_slice();
+        let result = match typ {
+            "str" | "bytes" | "comment" => {
+                // The plaintext is shorter than its ENC[...] text: no reallocation.
+                let typ = typ.to_owned();
+                let mut buf = text.into_bytes();
+                buf.clear();
+                buf.extend_from_slice(plain);
+                match typ.as_str() {
+                    "bytes" => Ok(Value::Bytes(buf)),
+                    "comment" => match String::from_utf8(buf) {
+                        Ok(s) => Ok(Value::Comment(s)),
+                        Err(e) => {
+                            let mut b = e.into_bytes();
+                            crate::tree::wipe_vec(&mut b);
+                            Err(CipherError::Parse("UTF-8"))
+                        }
+                    },
+                    _ => Ok(match String::from_utf8(buf) {
+                        Ok(s) => Value::Str(s),
+                        Err(e) => Value::Bytes(e.into_bytes()),
+                    }),
+                }
+            }
+            _ => value_from_plaintext(Zeroizing::new(plain.to_vec()), typ),
+        };
+        result.map_err(|e| (e, String::new()))
     }
 
     /// Decrypt an `ENC[...]` string back to a typed value (§2.3).
@@ -337,6 +390,66 @@ fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
         .encode_slice(data, &mut out[start..])
         .expect("the buffer was sized for the padded encoding");
     out.truncate(start + written);
+}
+
+/// Decoded value bytes: on the stack for the usual short values, on the
+/// heap otherwise; the used part is wiped when dropped.
+struct DataBuf {
+    inline: [u8; 256],
+    heap: Zeroizing<Vec<u8>>,
+    len: usize,
+    on_heap: bool,
+}
+
+impl DataBuf {
+    fn new() -> DataBuf {
+        DataBuf {
+            inline: [0; 256],
+            heap: Zeroizing::new(Vec::new()),
+            len: 0,
+            on_heap: false,
+        }
+    }
+
+    fn decode(&mut self, text: &str) -> Result<(), base64::DecodeError> {
+        // 340 base64 characters decode to at most 255 bytes.
+        if text.len() <= 340 {
+            self.len = B64.decode_slice(text, &mut self.inline).map_err(|e| match e {
+                base64::DecodeSliceError::DecodeError(e) => e,
+                base64::DecodeSliceError::OutputSliceTooSmall => base64::DecodeError::InvalidLength(text.len()),
+            })?;
+            self.on_heap = false;
+        } else {
+            *self.heap = B64.decode(text)?;
+            self.len = self.heap.len();
+            self.on_heap = true;
+        }
+        Ok(())
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        if self.on_heap {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        if self.on_heap {
+            &mut self.heap[..]
+        } else {
+            &mut self.inline[..self.len]
+        }
+    }
+}
+
+impl Drop for DataBuf {
+    fn drop(&mut self) {
+        // Only the used prefix can hold plaintext; a plain memset kept alive.
+        self.inline[..self.len.min(256)].fill(0);
+        std::hint::black_box(&self.inline);
+    }
 }
 
 /// A base64 field (IV, tag) decoded without allocating when it is short.
@@ -508,6 +621,40 @@ mod tests {
         assert_ne!(c.encrypt_value(&Value::Str("y".into()), b"a:").unwrap(), enc);
         let other_path = c.encrypt_value(&Value::Str("x".into()), b"b:").unwrap();
         assert_ne!(parse_enc(&other_path).unwrap().iv, parse_enc(&enc).unwrap().iv);
+    }
+
+    #[test]
+    fn decrypt_owned_matches_decrypt_value() {
+        let mut c = ValueCipher::new(&DataKey::generate());
+        let long = "x".repeat(1000);
+        for v in [
+            Value::Str("héllo\nworld".into()),
+            Value::Str(long.clone()),
+            Value::Int(-42),
+            Value::Float(0.25),
+            Value::Bool(true),
+            Value::Time("2024-01-02T03:04:05Z".into()),
+            Value::Comment(" c".into()),
+        ] {
+            let enc = c.encrypt_value(&v, b"a:").unwrap();
+            assert_eq!(c.decrypt_owned(enc.clone(), b"a:").ok(), Some(v.clone()));
+            assert_eq!(c.decrypt_value(&enc, b"a:").unwrap(), v);
+        }
+        // Failures hand the text back untouched.
+        let enc = c.encrypt_value(&Value::Str(long), b"a:").unwrap();
+        let (err, back) = c.decrypt_owned(enc.clone(), b"b:").unwrap_err();
+        assert_eq!(err, CipherError::Authentication);
+        assert_eq!(back, enc);
+        let (err, back) = c.decrypt_owned("ENC[nope]".into(), b"a:").unwrap_err();
+        assert_eq!(err, CipherError::Format);
+        assert_eq!(back, "ENC[nope]");
+        // Spec vectors through the owned path.
+        let c = ValueCipher::new(&spec_key());
+        for (aad, plain, typ, enc) in VECTORS {
+            let v = c.decrypt_owned(enc.to_string(), aad.as_bytes()).ok().unwrap();
+            let expected = value_from_plaintext(Zeroizing::new(plain.as_bytes().to_vec()), typ).unwrap();
+            assert_eq!(v, expected, "{aad}");
+        }
     }
 
     #[test]

@@ -585,9 +585,11 @@ fn decrypt_job(cipher: &ValueCipher, job: &mut Job<'_>, aads: &[u8]) -> Result<b
                 if text.is_empty() {
                     return Ok(false);
                 }
-                **value = cipher
-                    .decrypt_value_shared(text, aad)
-                    .map_err(|error| TreeError::Decrypt { path: path(), error })?;
+                let text = std::mem::take(text);
+                **value = cipher.decrypt_owned(text, aad).map_err(|(error, text)| {
+                    **value = Value::Str(text);
+                    TreeError::Decrypt { path: path(), error }
+                })?;
             }
             _ => return Err(TreeError::NotAString { path: path() }),
         },
