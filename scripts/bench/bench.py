@@ -88,6 +88,8 @@ def main():
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--parts", default="cases,many,scaling",
                     help="comma-separated subset of: cases, many, scaling")
+    ap.add_argument("--cases", default=None,
+                    help="comma-separated subset of the case files (e.g. large.yaml,large.json)")
     args = ap.parse_args()
     runs = args.runs or (3 if args.quick else 5)
 
@@ -120,6 +122,8 @@ def main():
     cases = ["tiny.yaml", "tiny.json", "medium.yaml", "medium.json", "medium.env"]
     if not args.quick:
         cases += ["large.yaml", "large.json"]
+    if args.cases:
+        cases = args.cases.split(",")
     if "cases" not in parts:
         cases = []
     rows = []

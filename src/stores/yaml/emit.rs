@@ -1303,11 +1303,49 @@ impl Emitter {
 // Tree → events (sops `appendTreeBranch` / `appendSequence`, go-yaml
 // `encoder.node`).
 
-struct Gen<'e> {
+struct Gen<'e, 's> {
     em: &'e mut Emitter,
+    /// Where full output chunks go while emitting (streaming), if anywhere.
+    sink: Option<&'s mut dyn std::io::Write>,
+    /// The first write error; later output is dropped.
+    error: Option<std::io::Error>,
 }
 
-impl<'e> Gen<'e> {
+/// Output is handed to the sink in chunks of about this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+impl<'e, 's> Gen<'e, 's> {
+    fn new(em: &'e mut Emitter) -> Gen<'e, 's> {
+        Gen {
+            em,
+            sink: None,
+            error: None,
+        }
+    }
+
+    /// Pass the output so far to the sink once it is large.
+    fn flush_if_full(&mut self) {
+        if self.em.out.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if self.error.is_none() {
+            if let Err(e) = sink.write_all(&self.em.out) {
+                self.error = Some(e);
+            }
+        }
+        // The buffer may hold plaintext (decrypt): wipe what was written.
+        let out = &mut self.em.out;
+        out.fill(0);
+        std::hint::black_box(out.as_ptr());
+        out.clear();
+    }
+
     fn scalar<'v>(&mut self, r: &'v ScalarRepr<'v>, head: String, foot: String, tail: String) {
         let mut ev = Ev::new(EvKind::Scalar);
         ev.value = &r.text;
@@ -1335,9 +1373,12 @@ impl<'e> Gen<'e> {
     }
 
     fn mapping(&mut self, b: &Branch, head: String, foot: String) {
+        self.mapping_items(&b.0, head, foot);
+    }
+
+    fn mapping_items(&mut self, items: &[Item], head: String, foot: String) {
         // Comments before the first key go to the mapping, others to the
         // next key; trailing ones become the foot of the last key.
-        let items = &b.0;
         let mut pending: Vec<&str> = Vec::new();
         let mut mhead = head;
         let mut keys: Vec<(&Item, String)> = Vec::with_capacity(items.len());
@@ -1382,6 +1423,7 @@ impl<'e> Gen<'e> {
                 tail = std::mem::take(&mut last_foot);
             }
             self.value(&it.value, String::new(), String::new());
+            self.flush_if_full();
         }
         let mut end = Ev::new(EvKind::MapEnd);
         end.tail = tail;
@@ -1433,6 +1475,7 @@ impl<'e> Gen<'e> {
                 String::new()
             };
             self.value(v, ehead, f);
+            self.flush_if_full();
         }
         let mut end = Ev::new(EvKind::SeqEnd);
         end.foot = foot;
@@ -1448,7 +1491,7 @@ impl Emitter {
     /// Emit one document whose root is `root`.
     fn document(&mut self, root: &Value) {
         self.emit(Ev::new(EvKind::DocStart));
-        let mut g = Gen { em: self };
+        let mut g = Gen::new(self);
         g.value(root, String::new(), String::new());
         self.emit(Ev::new(EvKind::DocEnd));
     }
@@ -1482,15 +1525,235 @@ pub fn emit_single_value(v: &Value, indent: usize) -> Vec<u8> {
 impl Emitter {
     fn document_branch(&mut self, b: &Branch) {
         self.emit(Ev::new(EvKind::DocStart));
-        let mut g = Gen { em: self };
+        let mut g = Gen::new(self);
         g.mapping(b, String::new(), String::new());
         self.emit(Ev::new(EvKind::DocEnd));
     }
 }
 
+/// Below this many bytes of scalars a file is emitted on one thread.
+const PIECES_MIN_BYTES: usize = 256 * 1024;
+const MAX_PIECES: usize = 8;
+
+/// [`emit_documents`] into a writer, in 64 KiB chunks. A large single
+/// document is emitted in pieces of top-level keys on several threads (see
+/// [`piece_cuts`]); the first piece streams, the others are buffered.
+pub fn emit_documents_to(branches: &[Branch], indent: usize, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if let [only] = branches {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_PIECES);
+        if threads > 1 && scalar_bytes(&only.0, PIECES_MIN_BYTES) >= PIECES_MIN_BYTES {
+            let cuts = piece_cuts(&only.0, threads);
+            if !cuts.is_empty() {
+                return emit_pieces(&only.0, &cuts, indent, out);
+            }
+        }
+    }
+    let mut em = Emitter::new(indent);
+    em.stream_start();
+    let mut error = None;
+    for b in branches {
+        em.emit(Ev::new(EvKind::DocStart));
+        let mut g = Gen::new(&mut em);
+        g.sink = Some(&mut *out);
+        g.mapping(b, String::new(), String::new());
+        g.flush();
+        error = error.or(g.error.take());
+        em.emit(Ev::new(EvKind::DocEnd));
+    }
+    em.stream_end();
+    finish_into(em, error, out)
+}
+
+/// Write what is left in the emitter, wipe its buffer, report the first error.
+fn finish_into(em: Emitter, error: Option<std::io::Error>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut rest = em.finish();
+    let result = match error {
+        Some(e) => Err(e),
+        None => out.write_all(&rest),
+    };
+    crate::tree::wipe_vec(&mut rest);
+    result
+}
+
+/// Top-level items `items[..]` as one document; the caller concatenates.
+fn emit_piece(
+    items: &[Item],
+    indent: usize,
+    sink: Option<&mut dyn std::io::Write>,
+) -> (Emitter, Option<std::io::Error>) {
+    let mut em = Emitter::new(indent);
+    em.stream_start();
+    em.emit(Ev::new(EvKind::DocStart));
+    let mut g = Gen::new(&mut em);
+    g.sink = sink;
+    g.mapping_items(items, String::new(), String::new());
+    g.flush();
+    let error = g.error.take();
+    em.emit(Ev::new(EvKind::DocEnd));
+    em.stream_end();
+    (em, error)
+}
+
+fn emit_pieces(items: &[Item], cuts: &[usize], indent: usize, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(items.len());
+    let ranges: Vec<std::ops::Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ranges[1..]
+            .iter()
+            .map(|r| s.spawn(move || emit_piece(&items[r.clone()], indent, None).0.finish()))
+            .collect();
+        let (em, error) = emit_piece(&items[ranges[0].clone()], indent, Some(&mut *out));
+        let mut result = finish_into(em, error, out);
+        for h in handles {
+            let mut piece = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            if result.is_ok() {
+                result = out.write_all(&piece);
+            }
+            crate::tree::wipe_vec(&mut piece);
+        }
+        result
+    })
+}
+
+/// Total length of the scalars under `items`, counted up to `limit`.
+fn scalar_bytes(items: &[Item], limit: usize) -> usize {
+    fn value(v: &Value, n: &mut usize, limit: usize) {
+        if *n >= limit {
+            return;
+        }
+        match v {
+            Value::Map(b) => b.0.iter().for_each(|i| value(&i.value, n, limit)),
+            Value::List(l) => l.iter().for_each(|v| value(v, n, limit)),
+            Value::Str(s) | Value::Time(s) | Value::Comment(s) => *n += s.len() + 8,
+            Value::Bytes(b) => *n += b.len() + 8,
+            _ => *n += 8,
+        }
+    }
+    let mut n = 0;
+    items.iter().for_each(|i| value(&i.value, &mut n, limit));
+    n
+}
+
+/// Whether the emitter's state between `items[at - 1]` and `items[at]` is
+/// the fresh state of a new document's first key: both are plain keys and
+/// the earlier value holds no comment (foot comments carry indentation
+/// state to the next key) and no multi-line string (block scalars may
+/// leave the document open-ended). The output of a piece then ends with
+/// exactly the line break the whole emission writes there.
+fn is_piece_boundary(items: &[Item], at: usize) -> bool {
+    fn plain(v: &Value) -> bool {
+        match v {
+            Value::Map(b) => b.0.iter().all(|i| !i.key.is_comment() && plain(&i.value)),
+            Value::List(l) => l.iter().all(plain),
+            Value::Comment(_) => false,
+            Value::Str(s) => !s.contains(['\n', '\r']),
+            Value::Bytes(_) => false,
+            _ => true,
+        }
+    }
+    at > 0
+        && at < items.len()
+        && matches!(items[at - 1].key, Key::Str(_))
+        && matches!(items[at].key, Key::Str(_))
+        && plain(&items[at - 1].value)
+}
+
+/// Up to `pieces - 1` boundaries near equal item counts.
+fn piece_cuts(items: &[Item], pieces: usize) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let step = items.len() / pieces.max(1);
+    if step == 0 {
+        return cuts;
+    }
+    let mut from = 1;
+    for k in 1..pieces {
+        if let Some(c) = (from.max(k * step)..items.len()).find(|&at| is_piece_boundary(items, at)) {
+            cuts.push(c);
+            from = c + 1;
+        }
+    }
+    cuts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Emission in pieces (every allowed boundary, alone and all together)
+    /// and streaming give the bytes of the one-buffer emission.
+    fn check_pieces(branches: &[Branch], indent: usize) -> usize {
+        let whole = emit_documents(branches, indent);
+        let mut streamed = Vec::new();
+        emit_documents_to(branches, indent, &mut streamed).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&streamed),
+            String::from_utf8_lossy(&whole),
+            "streaming"
+        );
+        let [only] = branches else { return 0 };
+        let items = &only.0;
+        let all: Vec<usize> = (1..items.len()).filter(|&at| is_piece_boundary(items, at)).collect();
+        // Every boundary alone (at most 40, evenly spread), then all at once.
+        let step = all.len().div_ceil(40).max(1);
+        let mut attempts: Vec<Vec<usize>> = all.iter().step_by(step).map(|&c| vec![c]).collect();
+        attempts.push(all.clone());
+        for cuts in &attempts {
+            if cuts.is_empty() {
+                continue;
+            }
+            let mut out = Vec::new();
+            emit_pieces(items, cuts, indent, &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&whole),
+                "pieces cut at {cuts:?}"
+            );
+        }
+        all.len()
+    }
+
+    #[test]
+    fn pieces_and_streaming_match_whole_emission() {
+        let mut cut_count = 0;
+        let mut files = 0;
+        for dir in ["testdata/stores/yaml", "testdata/corpus", "tests/oracle"] {
+            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
+                    continue;
+                }
+                let Ok(data) = std::fs::read(&p) else { continue };
+                let Ok(branches) =
+                    <super::super::YamlStore as crate::stores::Store>::load(&super::super::YamlStore::default(), &data)
+                else {
+                    continue;
+                };
+                files += 1;
+                for indent in [2, 4] {
+                    cut_count += check_pieces(&branches, indent);
+                }
+            }
+        }
+        assert!(files > 30, "only {files} corpus files");
+        assert!(cut_count > 50, "only {cut_count} boundaries were tried");
+        // Large values and many keys: streaming flushes mid-document.
+        let mut big = Branch::new();
+        for i in 0..3000 {
+            big.push(format!("k{i}"), Value::Str("v".repeat(i % 97)));
+            if i % 10 == 0 {
+                big.0.push(Item::comment(format!(" c{i}")));
+            }
+            if i % 13 == 0 {
+                big.push(format!("m{i}"), Value::Str(format!("line\nbreak {i}\n")));
+            }
+        }
+        assert!(check_pieces(&[big], 4) > 100);
+    }
 
     #[test]
     fn plain_fast_path_matches_char_loop() {

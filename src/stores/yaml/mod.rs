@@ -170,6 +170,12 @@ impl Store for YamlStore {
         // sops' EmitValue uses yaml.Marshal, i.e. go-yaml's default indent.
         Ok(emit::emit_single_value(value, 4))
     }
+
+    fn emit_to(&self, branches: &[Branch], out: &mut dyn std::io::Write) -> Result<(), super::EmitError> {
+        // YAML emission cannot fail, so streaming never leaves half a file
+        // behind a store error.
+        emit::emit_documents_to(branches, self.indent, out).map_err(super::EmitError::Write)
+    }
 }
 
 /// The reference load: composer → node tree, sops' pre-check of the first
