@@ -91,6 +91,24 @@ impl Store for JsonStore {
             .map_err(StoreError::new)?;
         Ok(out)
     }
+
+    fn emit_to(&self, branches: &[Branch], out: &mut dyn std::io::Write) -> Result<(), super::EmitError> {
+        let Some(branch) = branches.first().filter(|b| !has_unencodable(&b.0)) else {
+            // Errors (or nothing to emit) come from the buffered path, before any output.
+            let bytes = zeroize::Zeroizing::new(self.emit(branches)?);
+            return out.write_all(&bytes).map_err(super::EmitError::Write);
+        };
+        let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
+        let mut em = Emitter::new(self.indent.as_bytes(), &mut buf);
+        em.sink = Some(&mut *out);
+        let result = em.map(branch, 0);
+        em.out.push(b'\n');
+        em.flush();
+        let write_error = em.write_error.take();
+        crate::tree::wipe_vec(&mut buf);
+        result.map_err(|e| super::EmitError::Store(StoreError::new(format!("Error marshaling to json: {e}"))))?;
+        write_error.map_or(Ok(()), |e| Err(super::EmitError::Write(e)))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -949,7 +967,14 @@ struct Emitter<'a> {
     /// A newline followed by `indent` repeated for the deepest level seen so
     /// far: each line start is then one copy of a prefix of it.
     nl: Vec<u8>,
+    /// Streaming: full chunks of `out` go here as they are produced.
+    sink: Option<&'a mut dyn std::io::Write>,
+    /// The first write error; later output is dropped.
+    write_error: Option<std::io::Error>,
 }
+
+/// Output is handed to the sink in chunks of about this size.
+const FLUSH_AT: usize = 64 * 1024;
 
 impl<'a> Emitter<'a> {
     fn new(indent: &'a [u8], out: &'a mut Vec<u8>) -> Emitter<'a> {
@@ -957,8 +982,43 @@ impl<'a> Emitter<'a> {
             indent,
             out,
             nl: Vec::new(),
+            sink: None,
+            write_error: None,
         }
     }
+
+    /// Hand the output so far to the sink, wiping the buffer (it may hold
+    /// plaintext).
+    fn flush(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if self.write_error.is_none() {
+            if let Err(e) = sink.write_all(self.out) {
+                self.write_error = Some(e);
+            }
+        }
+        self.out.fill(0);
+        std::hint::black_box(self.out.as_ptr());
+        self.out.clear();
+    }
+}
+
+/// Whether the JSON emitter would refuse something in the tree (a non-string
+/// key, a NaN or infinite float): such trees are not streamed, so the error
+/// comes before any output.
+fn has_unencodable(items: &[Item]) -> bool {
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::Map(b) => has_unencodable(&b.0),
+            Value::List(l) => l.iter().any(value),
+            Value::Float(f) => !f.is_finite(),
+            _ => false,
+        }
+    }
+    items
+        .iter()
+        .any(|i| matches!(i.key, Key::NonString { .. }) || value(&i.value))
 }
 
 /// A container being written, with the rest of its children.
@@ -1011,6 +1071,9 @@ impl Emitter<'_> {
             "Error encoding value : ".repeat(maps) + &e
         };
         loop {
+            if self.out.len() >= FLUSH_AT {
+                self.flush();
+            }
             // Children of the top container sit one level deeper than it.
             let depth = base + stack.len();
             let Some(top) = stack.last_mut() else {
@@ -1297,6 +1360,50 @@ fn scan_escape_slow(s: &[u8], from: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_emission_matches_buffered() {
+        let store = JsonStore::new(4).unwrap();
+        let mut files = 0;
+        for dir in ["testdata/stores/json", "testdata/corpus"] {
+            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().and_then(|x| x.to_str()) != Some("json") {
+                    continue;
+                }
+                let Ok(branches) = store.load(&std::fs::read(&p).unwrap()) else {
+                    continue;
+                };
+                files += 1;
+                let mut streamed = Vec::new();
+                store.emit_to(&branches, &mut streamed).unwrap();
+                assert_eq!(streamed, store.emit(&branches).unwrap(), "{}", p.display());
+            }
+        }
+        assert!(files > 5, "only {files} JSON files");
+        // Large enough to flush many times, nested.
+        let mut big = Branch::new();
+        for i in 0..5000 {
+            let inner = Branch(vec![
+                Item::new("s", Value::Str("x".repeat(i % 50))),
+                Item::new("n", Value::List(vec![Value::Int(i as i64), Value::Null])),
+            ]);
+            big.push(format!("k{i}"), Value::Map(inner));
+        }
+        let mut streamed = Vec::new();
+        store.emit_to(std::slice::from_ref(&big), &mut streamed).unwrap();
+        assert_eq!(streamed, store.emit(&[big.clone()]).unwrap());
+        // What the emitter refuses is refused before any byte is written.
+        big.push("bad", Value::Float(f64::NAN));
+        let mut out = Vec::new();
+        let err = store.emit_to(&[big.clone()], &mut out).unwrap_err();
+        assert!(out.is_empty());
+        match err {
+            crate::stores::EmitError::Store(e) => assert_eq!(e, store.emit(&[big]).unwrap_err()),
+            crate::stores::EmitError::Write(e) => panic!("unexpected write error {e}"),
+        }
+    }
 
     fn load(s: &[u8]) -> Result<Branch, String> {
         JsonStore::default()
