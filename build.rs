@@ -1,6 +1,9 @@
 fn main() {
+    println!("cargo:rerun-if-env-changed=RSOPS_PLAIN_LINK");
     let target = std::env::var("TARGET").unwrap_or_default();
-    if target.contains("linux") {
+    // RSOPS_PLAIN_LINK=1 keeps the toolchain's default link (for linkers
+    // other than lld, which lack --symbol-ordering-file).
+    if target.contains("linux") && std::env::var_os("RSOPS_PLAIN_LINK").is_none() {
         // Link the executable without PIE (as Go links sops): the loader then
         // has no 38k relative relocations to apply at each start, which saves
         // about 1.5 MiB of resident memory and the time to touch those pages.

@@ -95,16 +95,33 @@ pub fn encrypted_store_name(format: Format) -> &'static str {
     }
 }
 
+/// From this size the strict JSON check runs beside the load.
+const PARALLEL_VALIDATE_MIN: usize = 1 << 20;
+
 pub fn load_encrypted(format: Format, s: &StoreSettings, input: &[u8]) -> Result<(Document, Metadata), LoadError> {
-    if matches!(format, Format::Json | Format::Binary) {
+    let store = store(format, s).map_err(LoadError::Parse)?;
+    let loaded = if matches!(format, Format::Json | Format::Binary) {
         // sops validates encrypted JSON strictly before reading it (trailing
-        // bytes are an error here, unlike on encrypt).
-        crate::stores::json::validate_strict(input).map_err(LoadError::Parse)?;
-    }
-    let mut branches = store(format, s)
-        .map_err(LoadError::Parse)?
-        .load(input)
-        .map_err(LoadError::Parse)?;
+        // bytes are an error here, unlike on encrypt): its error comes first.
+        // Large inputs are validated on another thread while they load.
+        let (valid, loaded) = if input.len() >= PARALLEL_VALIDATE_MIN {
+            std::thread::scope(|scope| {
+                let validation = scope.spawn(|| crate::stores::json::validate_strict(input));
+                let loaded = store.load(input);
+                let valid = validation.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (valid, loaded)
+            })
+        } else {
+            match crate::stores::json::validate_strict(input) {
+                Ok(()) => (Ok(()), store.load(input)),
+                Err(e) => (Err(e), Ok(Vec::new())),
+            }
+        };
+        valid.and(loaded)
+    } else {
+        store.load(input)
+    };
+    let mut branches = loaded.map_err(LoadError::Parse)?;
     if let Some(first) = branches.first_mut() {
         match format {
             Format::Dotenv => return finish_flat(branches_take_prefixed(first), branches),
@@ -274,4 +291,45 @@ fn binary_data(doc: &Document) -> Result<&[u8], StoreError> {
 /// Print one value (`--extract` of a non-string scalar or a list).
 pub fn emit_value(format: Format, s: &StoreSettings, value: &Value) -> Result<Vec<u8>, StoreError> {
     store(format, s)?.emit_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_error(input: &[u8]) -> String {
+        match load_encrypted(Format::Json, &StoreSettings::default(), input) {
+            Err(LoadError::Parse(e)) => e.message,
+            Err(LoadError::Metadata(e)) => format!("metadata: {e}"),
+            Ok(_) => "loaded".to_string(),
+        }
+    }
+
+    /// The strict check's error wins over the load's, whether the check
+    /// runs before the load (small input) or beside it (large input).
+    #[test]
+    fn strict_json_check_error_comes_first_at_every_size() {
+        for n in [10, 60_000] {
+            let body: Vec<String> = (0..n).map(|i| format!("\"k{i}\": \"value {i}\"")).collect();
+            let json = format!("{{{}}}", body.join(", "));
+            assert_eq!(json.len() >= PARALLEL_VALIDATE_MIN, n > 10);
+            // Trailing bytes: only the strict check refuses them.
+            let trailing = format!("{json} x");
+            let expected = crate::stores::json::validate_strict(trailing.as_bytes())
+                .unwrap_err()
+                .message;
+            assert_eq!(load_error(trailing.as_bytes()), expected);
+            // Broken inside: both refuse it; the strict check's text is reported.
+            let broken = json.replacen("\"k1\":", "\"k1\" ", 1);
+            let expected = crate::stores::json::validate_strict(broken.as_bytes())
+                .unwrap_err()
+                .message;
+            assert_eq!(load_error(broken.as_bytes()), expected);
+            // Valid but without metadata.
+            assert_eq!(
+                load_error(json.as_bytes()),
+                format!("metadata: {}", MetadataError::NotFound)
+            );
+        }
+    }
 }
