@@ -112,7 +112,8 @@ struct Deferred<'t> {
 
 struct Walker<'c, 's, 't> {
     mode: Mode<'c>,
-    /// `Some` when the cipher work is deferred to [`run_parallel`].
+    /// `Some` when the cipher work is deferred to [`encrypt_parallel`] or
+    /// [`decrypt_parallel`].
     deferred: Option<Deferred<'t>>,
     selector: &'s Selector,
     mac_only_encrypted: bool,

@@ -1655,10 +1655,14 @@ fn is_piece_boundary(items: &[Item], at: usize) -> bool {
             _ => true,
         }
     }
+    // The next key may have comments above it (they are its head comment
+    // either way).
+    let next_key = items
+        .get(at..)
+        .and_then(|rest| rest.iter().find(|i| !i.key.is_comment()));
     at > 0
-        && at < items.len()
         && matches!(items[at - 1].key, Key::Str(_))
-        && matches!(items[at].key, Key::Str(_))
+        && matches!(next_key.map(|i| &i.key), Some(Key::Str(_)))
         && plain(&items[at - 1].value)
 }
 

@@ -1,8 +1,9 @@
 //! Parallel load of large YAML files: the input is cut before top-level
 //! keys and the pieces go through the streaming loader on several threads.
 //!
-//! A cut is only made before a line that starts a plain key at column 0 and
-//! follows a non-blank, non-comment line, so no comment sits at a boundary
+//! A cut is only made before a line that starts a plain key at column 0 (or
+//! before the column-0 comment lines directly above such a key) and follows
+//! a non-blank, non-comment line, so comments stay with the key they precede
 //! (go-yaml attaches comments by position) and every value of the previous
 //! piece has ended: block and plain scalars of a top-level value are
 //! indented, and a quoted scalar or flow collection running over the cut
@@ -20,9 +21,18 @@ use std::collections::HashSet;
 pub const PARALLEL_MIN_BYTES: usize = 256 * 1024;
 const MAX_PIECES: usize = 8;
 
-/// Whether a line may start a piece (see the module comment).
+/// Whether a line may start a piece (see the module comment): a plain key
+/// at column 0, or a block of column-0 comment lines directly followed by
+/// one (the comments then stay with the key they precede), right after a
+/// non-blank, non-comment line.
 pub(super) fn is_cut_line(data: &[u8], start: usize) -> bool {
-    let Some(&first) = data.get(start) else {
+    let line_end = |from: usize| memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |i| from + i);
+    // Skip column-0 comment lines; a key line must follow with no blank line.
+    let mut key = start;
+    while data.get(key) == Some(&b'#') {
+        key = line_end(key) + 1;
+    }
+    let Some(&first) = data.get(key) else {
         return false;
     };
     if !(first.is_ascii_alphanumeric() || first == b'_') {
@@ -32,7 +42,7 @@ pub(super) fn is_cut_line(data: &[u8], start: usize) -> bool {
     let Some(prev_end) = start.checked_sub(1) else {
         return false;
     };
-    let prev_start = data[..prev_end].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let prev_start = memchr::memrchr(b'\n', &data[..prev_end]).map_or(0, |i| i + 1);
     let prev = &data[prev_start..prev_end];
     // Not after a document marker (`---`, `...`) or a directive: a piece
     // must not end a document the whole input continues.
