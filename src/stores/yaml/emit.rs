@@ -1656,10 +1656,11 @@ fn is_piece_boundary(items: &[Item], at: usize) -> bool {
         }
     }
     // The next key may have comments above it (they are its head comment
-    // either way).
+    // either way). Capped, so that trying every item of a long comment run
+    // stays linear.
     let next_key = items
         .get(at..)
-        .and_then(|rest| rest.iter().find(|i| !i.key.is_comment()));
+        .and_then(|rest| rest.iter().take(64).find(|i| !i.key.is_comment()));
     at > 0
         && matches!(items[at - 1].key, Key::Str(_))
         && matches!(next_key.map(|i| &i.key), Some(Key::Str(_)))

@@ -703,6 +703,28 @@ mod tests {
     }
 
     #[test]
+    fn long_comment_runs_load_like_the_reference() {
+        // 100k comment lines between keys: cut search stays linear and the
+        // result is the reference one.
+        let mut s = String::from("a: 1\n");
+        for i in 0..100_000 {
+            s.push_str(&format!("# c{i}\n"));
+        }
+        s.push_str("b: 2\n");
+        for i in 0..20_000 {
+            s.push_str(&format!("k{i}: v{i}\n"));
+        }
+        let data = s.as_bytes();
+        assert!(data.len() >= split::PARALLEL_MIN_BYTES);
+        let got = YamlStore::default().load(data).unwrap();
+        let reference = load_reference(data).unwrap();
+        assert!(got.len() == reference.len() && got.iter().zip(&reference).all(|(x, y)| same_branch(x, y)));
+        let mut out = Vec::new();
+        YamlStore::default().emit_to(&got, &mut out).unwrap();
+        assert_eq!(out, YamlStore::default().emit(&got).unwrap());
+    }
+
+    #[test]
     fn split_load_matches_reference() {
         let tricky = [
             "a: \"x\nb: y\"\nc: 1\n",

@@ -20,6 +20,8 @@ use std::collections::HashSet;
 /// Below this size one thread is faster.
 pub const PARALLEL_MIN_BYTES: usize = 256 * 1024;
 const MAX_PIECES: usize = 8;
+/// Longest comment block a cut may be placed above.
+const MAX_COMMENT_LINES: usize = 64;
 
 /// Whether a line may start a piece (see the module comment): a plain key
 /// at column 0, or a block of column-0 comment lines directly followed by
@@ -28,8 +30,12 @@ const MAX_PIECES: usize = 8;
 pub(super) fn is_cut_line(data: &[u8], start: usize) -> bool {
     let line_end = |from: usize| memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |i| from + i);
     // Skip column-0 comment lines; a key line must follow with no blank line.
+    // Capped, so that trying every line of a long comment block stays linear.
     let mut key = start;
-    while data.get(key) == Some(&b'#') {
+    for _ in 0..MAX_COMMENT_LINES {
+        if data.get(key) != Some(&b'#') {
+            break;
+        }
         key = line_end(key) + 1;
     }
     let Some(&first) = data.get(key) else {
