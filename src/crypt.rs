@@ -524,7 +524,10 @@ fn encrypt_parallel(
         };
         let hash = &mut w.hash;
         let finished = std::thread::scope(|s| {
-            let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            // Threads that cannot be started just leave more chunks to the others.
+            let handles: Vec<_> = (1..threads)
+                .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+                .collect();
             let mut scratch = Zeroizing::new(Vec::with_capacity(32));
             for job in jobs.iter().filter(|j| j.hash) {
                 if let Slot::Value(v) = &job.slot {
@@ -646,7 +649,10 @@ fn decrypt_parallel(
             (first_error, warned)
         };
         let outcomes = std::thread::scope(|s| {
-            let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            // Threads that cannot be started just leave more chunks to the others.
+            let handles: Vec<_> = (1..threads)
+                .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+                .collect();
             let mut all = vec![work()];
             for h in handles {
                 all.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));

@@ -106,9 +106,14 @@ pub fn load_encrypted(format: Format, s: &StoreSettings, input: &[u8]) -> Result
         // Large inputs are validated on another thread while they load.
         let (valid, loaded) = if input.len() >= PARALLEL_VALIDATE_MIN {
             std::thread::scope(|scope| {
-                let validation = scope.spawn(|| crate::stores::json::validate_strict(input));
+                let validation =
+                    std::thread::Builder::new().spawn_scoped(scope, || crate::stores::json::validate_strict(input));
                 let loaded = store.load(input);
-                let valid = validation.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                let valid = match validation {
+                    Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    // No thread available: check here, after the load.
+                    Err(_) => crate::stores::json::validate_strict(input),
+                };
                 (valid, loaded)
             })
         } else {

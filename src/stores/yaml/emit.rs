@@ -1602,14 +1602,22 @@ fn emit_pieces(items: &[Item], cuts: &[usize], indent: usize, out: &mut dyn std:
     bounds.push(items.len());
     let ranges: Vec<std::ops::Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
     std::thread::scope(|s| {
+        // A thread that cannot be started leaves its piece to this one.
         let handles: Vec<_> = ranges[1..]
             .iter()
-            .map(|r| s.spawn(move || emit_piece(&items[r.clone()], indent, None).0.finish()))
+            .map(|r| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, move || emit_piece(&items[r.clone()], indent, None).0.finish())
+                    .map_err(|_| r.clone())
+            })
             .collect();
         let (em, error) = emit_piece(&items[ranges[0].clone()], indent, Some(&mut *out));
         let mut result = finish_into(em, error, out);
         for h in handles {
-            let mut piece = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let mut piece = match h {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(r) => emit_piece(&items[r], indent, None).0.finish(),
+            };
             if result.is_ok() {
                 result = out.write_all(&piece);
             }

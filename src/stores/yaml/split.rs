@@ -103,10 +103,21 @@ pub fn load_pieces(data: &[u8], cuts: &[usize]) -> Option<Vec<Branch>> {
     bounds.push(data.len());
     let pieces: Vec<&[u8]> = bounds.windows(2).map(|w| &data[w[0]..w[1]]).collect();
     let loaded: Vec<Option<Branch>> = std::thread::scope(|s| {
-        let handles: Vec<_> = pieces[1..].iter().map(|p| s.spawn(move || load_one(p))).collect();
+        // A thread that cannot be started leaves its piece to this one.
+        let handles: Vec<_> = pieces[1..]
+            .iter()
+            .map(|&p| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, move || load_one(p))
+                    .map_err(|_| p)
+            })
+            .collect();
         let mut out = vec![load_one(pieces[0])];
         for h in handles {
-            out.push(h.join().ok().flatten());
+            out.push(match h {
+                Ok(h) => h.join().ok().flatten(),
+                Err(p) => load_one(p),
+            });
         }
         out
     });
