@@ -17,3 +17,6 @@ pub mod stores;
 pub mod timefmt;
 pub mod tree;
 pub mod treepath;
+
+#[cfg(test)]
+mod testutil;

@@ -6,28 +6,14 @@ mod common;
 mod keys_support;
 
 use common::{ok, text, Scratch};
-use keys_support::{rsops, sops, Bao, GpgHome, Moto, BAO_TOKEN, PLAIN_JSON};
+use keys_support::{rsops, sops, AllKinds, PLAIN_JSON};
 
 #[test]
 fn rotate_updatekeys_and_groups_with_every_kind() {
     let s = Scratch::new();
-    let g = GpgHome::new("Test <t@example.com>");
-    let bao = Bao::start();
-    bao.transit_key("sops", "k1");
-    let moto = Moto::start();
-    let arn = moto.create_key();
-    let ep = moto.endpoint();
-    let home = g.path().to_str().unwrap().to_string();
-    let uri = bao.uri("sops", "k1");
-    let env = [
-        ("GNUPGHOME", home.as_str()),
-        ("VAULT_TOKEN", BAO_TOKEN),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL_KMS", ep.as_str()),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let kinds = AllKinds::start();
+    let (g, arn, uri) = (&kinds.gpg, kinds.arn.clone(), kinds.uri.clone());
+    let env = kinds.env();
     // Only one key kind usable at a time: the others point nowhere.
     let only = |kind: &str| -> Vec<(&str, String)> {
         let mut e: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();

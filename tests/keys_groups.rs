@@ -9,7 +9,7 @@ mod common;
 mod keys_support;
 
 use common::{ok, text, Scratch};
-use keys_support::{rsops, sops, Bao, GpgHome, Moto, BAO_TOKEN, PLAIN_JSON};
+use keys_support::{rsops, sops, AllKinds, GpgHome, BAO_TOKEN, PLAIN_JSON};
 use rsops::keys::{recover_data_key, wrap_data_key, KeyConfig, Keyring};
 use rsops::metadata::MasterKey;
 use rsops::sopsfile::{emit_encrypted, load_encrypted, StoreSettings};
@@ -19,22 +19,9 @@ use zeroize::Zeroizing;
 #[test]
 fn shamir_groups_with_pgp_vault_kms_and_age() {
     let s = Scratch::new();
-    let g = GpgHome::new("Test <t@example.com>");
-    let bao = Bao::start();
-    bao.transit_key("sops", "k1");
-    let moto = Moto::start();
-    let arn = moto.create_key();
-    let ep = moto.endpoint();
-    let home = g.path().to_str().unwrap().to_string();
-    let env = [
-        ("GNUPGHOME", home.as_str()),
-        ("VAULT_TOKEN", BAO_TOKEN),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL_KMS", ep.as_str()),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let kinds = AllKinds::start();
+    let (g, bao, arn) = (&kinds.gpg, &kinds.bao, kinds.arn.clone());
+    let env = kinds.env();
     // Not named .sops.yaml: only sops reads it (rsops's YAML store is not in
     // this tree yet), through --config.
     let rules = s.write(

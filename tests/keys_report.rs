@@ -6,28 +6,14 @@ mod common;
 mod keys_support;
 
 use common::{new_age_key, ok, text, Scratch};
-use keys_support::{rsops, sops, Bao, GpgHome, Moto, BAO_TOKEN, PLAIN_JSON};
+use keys_support::{rsops, sops, AllKinds, GpgHome, BAO_TOKEN, PLAIN_JSON};
 
 #[test]
 fn every_kind_failing_is_reported_like_sops() {
     let s = Scratch::new();
-    let g = GpgHome::new("Test <t@example.com>");
-    let bao = Bao::start();
-    bao.transit_key("sops", "k1");
-    let moto = Moto::start();
-    let arn = moto.create_key();
-    let ep = moto.endpoint();
-    let home = g.path().to_str().unwrap().to_string();
-    let uri = bao.uri("sops", "k1");
-    let env = [
-        ("GNUPGHOME", home.as_str()),
-        ("VAULT_TOKEN", BAO_TOKEN),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL_KMS", ep.as_str()),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let kinds = AllKinds::start();
+    let (g, arn, uri) = (&kinds.gpg, kinds.arn.clone(), kinds.uri.clone());
+    let env = kinds.env();
     let p = s.write("plain.json", PLAIN_JSON.as_bytes());
     let args = [
         "encrypt",

@@ -131,8 +131,9 @@ fn unsupported(key: &MasterKey) -> String {
 }
 
 /// Why the data key could not be recovered: the per-group, per-key report
-/// sops prints (exit 128). Holds no secrets: only key identities and errors.
-#[derive(Debug, Clone)]
+/// sops prints (exit 128). Holds no secrets: only key identities and errors
+/// (its `Debug` shows the shape only, like every type near key material).
+#[derive(Clone)]
 pub struct RecoveryError {
     /// The Shamir threshold, or 0 for a single group.
     pub threshold: usize,
@@ -140,6 +141,17 @@ pub struct RecoveryError {
     pub groups: Vec<Option<Vec<(String, String)>>>,
     /// Set when shares were recovered but could not be combined.
     pub combine_error: Option<String>,
+}
+
+impl fmt::Debug for RecoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryError")
+            .field("threshold", &self.threshold)
+            .field("groups", &self.groups.len())
+            .field("failed_groups", &self.groups.iter().filter(|g| g.is_some()).count())
+            .field("combine_error", &self.combine_error.is_some())
+            .finish()
+    }
 }
 
 impl fmt::Display for RecoveryError {

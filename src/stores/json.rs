@@ -1365,21 +1365,14 @@ mod tests {
     fn streamed_emission_matches_buffered() {
         let store = JsonStore::new(4).unwrap();
         let mut files = 0;
-        for dir in ["testdata/stores/json", "testdata/corpus"] {
-            let Ok(rd) = std::fs::read_dir(dir) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().and_then(|x| x.to_str()) != Some("json") {
-                    continue;
-                }
-                let Ok(branches) = store.load(&std::fs::read(&p).unwrap()) else {
-                    continue;
-                };
-                files += 1;
-                let mut streamed = Vec::new();
-                store.emit_to(&branches, &mut streamed).unwrap();
-                assert_eq!(streamed, store.emit(&branches).unwrap(), "{}", p.display());
-            }
+        for (p, data) in crate::testutil::corpus_files("json") {
+            let Ok(branches) = store.load(&data) else {
+                continue;
+            };
+            files += 1;
+            let mut streamed = Vec::new();
+            store.emit_to(&branches, &mut streamed).unwrap();
+            assert_eq!(streamed, store.emit(&branches).unwrap(), "{}", p.display());
         }
         assert!(files > 5, "only {files} JSON files");
         // Large enough to flush many times, nested.
@@ -1655,19 +1648,7 @@ mod tests {
         assert!(load(&s).unwrap_err().contains("nesting deeper than"));
     }
 
-    /// xorshift64*: deterministic, dependency-free randomness for fuzzing.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::testutil::Rng;
 
     /// The byte-at-a-time escaper the word-at-a-time one replaced.
     fn escape_valid_slow(out: &mut Vec<u8>, s: &[u8]) {

@@ -323,3 +323,50 @@ pub fn rsops(s: &crate::common::Scratch, env: &[(&str, &str)], args: &[&str]) ->
 }
 
 pub const PLAIN_JSON: &str = "{\n\t\"password\": \"TOPSECRETVALUE\",\n\t\"port\": 5432,\n\t\"nested\": {\n\t\t\"list\": [\n\t\t\t\"a\",\n\t\t\t1.5,\n\t\t\ttrue\n\t\t]\n\t}\n}\n";
+
+/// Every key service at once: a GnuPG home, an OpenBao server with the
+/// transit key `sops/k1`, a moto KMS key, and the environment that points
+/// both tools at them.
+pub struct AllKinds {
+    pub gpg: GpgHome,
+    pub bao: Bao,
+    pub moto: Moto,
+    pub arn: String,
+    pub uri: String,
+    pub endpoint: String,
+    home: String,
+}
+
+impl AllKinds {
+    pub fn start() -> AllKinds {
+        let gpg = GpgHome::new("Test <t@example.com>");
+        let bao = Bao::start();
+        bao.transit_key("sops", "k1");
+        let moto = Moto::start();
+        let arn = moto.create_key();
+        let endpoint = moto.endpoint();
+        let home = gpg.path().to_str().expect("utf8 temp path").to_string();
+        let uri = bao.uri("sops", "k1");
+        AllKinds {
+            gpg,
+            bao,
+            moto,
+            arn,
+            uri,
+            endpoint,
+            home,
+        }
+    }
+
+    pub fn env(&self) -> [(&str, &str); 7] {
+        [
+            ("GNUPGHOME", self.home.as_str()),
+            ("VAULT_TOKEN", BAO_TOKEN),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL_KMS", self.endpoint.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+    }
+}

@@ -1733,23 +1733,15 @@ mod tests {
     fn pieces_and_streaming_match_whole_emission() {
         let mut cut_count = 0;
         let mut files = 0;
-        for dir in ["testdata/stores/yaml", "testdata/corpus", "tests/oracle"] {
-            let Ok(rd) = std::fs::read_dir(dir) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
-                    continue;
-                }
-                let Ok(data) = std::fs::read(&p) else { continue };
-                let Ok(branches) =
-                    <super::super::YamlStore as crate::stores::Store>::load(&super::super::YamlStore::default(), &data)
-                else {
-                    continue;
-                };
-                files += 1;
-                for indent in [2, 4] {
-                    cut_count += check_pieces(&branches, indent);
-                }
+        for (_, data) in crate::testutil::corpus_files("yaml") {
+            let Ok(branches) =
+                <super::super::YamlStore as crate::stores::Store>::load(&super::super::YamlStore::default(), &data)
+            else {
+                continue;
+            };
+            files += 1;
+            for indent in [2, 4] {
+                cut_count += check_pieces(&branches, indent);
             }
         }
         assert!(files > 30, "only {files} corpus files");
@@ -1792,12 +1784,9 @@ mod tests {
             "ENC[AES256_GCM,data:",
             "xyz123",
         ];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rng = crate::testutil::Rng(0x2545_F491_4F6C_DD1D);
         for round in 0..50_000 {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let r = rng.next();
             let len = (r % 6) as usize;
             let s: String = (0..len)
                 .map(|k| PIECES[((r >> (8 + 5 * k)) % PIECES.len() as u64) as usize])
@@ -1847,12 +1836,9 @@ mod tests {
     #[test]
     fn ascii_analysis_matches_full() {
         const ALPHABET: &[u8] = b" ab:#-?,[]{}&*!|>'\"%@`.~=";
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::testutil::Rng(0x9E37_79B9_7F4A_7C15);
         for _ in 0..200_000 {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let r = rng.next();
             let len = (r % 7) as usize;
             let s: String = (0..len)
                 .map(|k| ALPHABET[((r >> (8 + 6 * k)) % ALPHABET.len() as u64) as usize] as char)

@@ -443,19 +443,7 @@ mod tests {
         assert_eq!(ev(Value::List(vec![])), "[]\n");
     }
 
-    /// Tiny deterministic PRNG (xorshift64*), so the fuzz test needs no deps.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::testutil::{corpus_files, Rng};
 
     const SEEDS: &[&str] = &[
         include_str!("../../../testdata/stores/yaml/comments.yaml"),
@@ -570,18 +558,10 @@ mod tests {
     fn streaming_load_matches_reference_on_corpus() {
         let mut handled = 0;
         let mut total = 0;
-        for dir in ["testdata/stores/yaml", "tests/oracle"] {
-            let Ok(rd) = std::fs::read_dir(dir) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
-                    continue;
-                }
-                let Ok(data) = std::fs::read(&p) else { continue };
-                total += 1;
-                if check_fast_matches(&data) {
-                    handled += 1;
-                }
+        for (_, data) in corpus_files("yaml") {
+            total += 1;
+            if check_fast_matches(&data) {
+                handled += 1;
             }
         }
         assert!(total > 30 && handled > total / 2, "handled {handled} of {total}");
@@ -638,6 +618,25 @@ mod tests {
         }
     }
 
+    /// A generated file: sometimes a document head comment, a second
+    /// document one time in `second_doc_one_in`, CRLF line ends for every
+    /// seventh `i`.
+    fn generated_document(rng: &mut Rng, i: usize, second_doc_one_in: usize) -> String {
+        let mut s = String::new();
+        if rng.below(4) == 0 {
+            s.push_str("# doc head\n\n");
+        }
+        gen_structured(rng, &mut s, 0, 0);
+        if rng.below(second_doc_one_in) == 0 {
+            s.push_str("---\n");
+            gen_structured(rng, &mut s, 0, 0);
+        }
+        if i.is_multiple_of(7) {
+            s = s.replace('\n', "\r\n");
+        }
+        s
+    }
+
     #[test]
     fn streaming_load_matches_reference_on_generated() {
         let scale: usize = std::env::var("RSOPS_FUZZ_SCALE")
@@ -648,18 +647,7 @@ mod tests {
         let mut handled = 0;
         let n = 3000 * scale;
         for i in 0..n {
-            let mut s = String::new();
-            if rng.below(4) == 0 {
-                s.push_str("# doc head\n\n");
-            }
-            gen_structured(&mut rng, &mut s, 0, 0);
-            if rng.below(5) == 0 {
-                s.push_str("---\n");
-                gen_structured(&mut rng, &mut s, 0, 0);
-            }
-            if i % 7 == 0 {
-                s = s.replace('\n', "\r\n");
-            }
+            let s = generated_document(&mut rng, i, 5);
             if check_fast_matches(s.as_bytes()) {
                 handled += 1;
             }
@@ -752,33 +740,14 @@ mod tests {
         }
         assert!(accepted >= 5, "only {accepted} tricky inputs were split");
         let mut corpus_accepted = 0;
-        for dir in ["testdata/stores/yaml", "testdata/corpus", "tests/oracle"] {
-            let Ok(rd) = std::fs::read_dir(dir) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
-                    continue;
-                }
-                let Ok(data) = std::fs::read(&p) else { continue };
-                corpus_accepted += usize::from(check_split_matches(&data));
-            }
+        for (_, data) in corpus_files("yaml") {
+            corpus_accepted += usize::from(check_split_matches(&data));
         }
         assert!(corpus_accepted > 10, "only {corpus_accepted} corpus files were split");
         let mut rng = Rng(0x5EED_1234_ABCD_0002);
         let mut generated_accepted = 0;
         for i in 0..1500 {
-            let mut s = String::new();
-            if rng.below(4) == 0 {
-                s.push_str("# doc head\n\n");
-            }
-            gen_structured(&mut rng, &mut s, 0, 0);
-            if rng.below(8) == 0 {
-                s.push_str("---\n");
-                gen_structured(&mut rng, &mut s, 0, 0);
-            }
-            if i % 7 == 0 {
-                s = s.replace('\n', "\r\n");
-            }
+            let s = generated_document(&mut rng, i, 8);
             generated_accepted += usize::from(check_split_matches(s.as_bytes()));
         }
         assert!(
