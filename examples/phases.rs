@@ -23,8 +23,27 @@ fn cpu() -> Duration {
 fn timed<T>(log: &mut Vec<String>, name: &str, f: impl FnOnce() -> T) -> T {
     let (t, c) = (Instant::now(), cpu());
     let r = f();
-    log.push(format!("{name} {:.1} ms (cpu {:.1})", ms(t.elapsed()), ms(cpu() - c)));
+    let (now, peak) = rss();
+    log.push(format!(
+        "{name} {:.1} ms (cpu {:.1}, rss {now}/{peak} MiB)",
+        ms(t.elapsed()),
+        ms(cpu() - c)
+    ));
     r
+}
+
+/// Resident and peak resident memory in MiB (Linux `/proc/self/status`).
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            >> 10
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -118,6 +118,9 @@ struct Walker<'c, 's, 't> {
     selector: &'s Selector,
     mac_only_encrypted: bool,
     hash: Sha512,
+    /// When set, the bytes the MAC covers are appended here instead of
+    /// hashed ([`encrypt_piece`]: the caller hashes the pieces in order).
+    mac_input: Option<&'t mut Zeroizing<Vec<u8>>>,
     /// AAD of the current position: `k1:k2:` (list indices are not part of it).
     path: String,
     /// Number of path components that match the key selector.
@@ -132,7 +135,10 @@ struct Walker<'c, 's, 't> {
 impl<'t> Walker<'_, '_, 't> {
     fn hash_value(&mut self, value: &Value) {
         if let Some((bytes, _)) = plaintext_bytes(value, &mut self.scratch) {
-            self.hash.update(bytes);
+            match &mut self.mac_input {
+                Some(collected) => collected.extend_from_slice(bytes),
+                None => self.hash.update(bytes),
+            }
         }
     }
 
@@ -309,7 +315,10 @@ impl<'t> Walker<'_, '_, 't> {
             return Ok(());
         };
         if hashed && !is_comment {
-            self.hash.update(bytes);
+            match &mut self.mac_input {
+                Some(collected) => collected.extend_from_slice(bytes),
+                None => self.hash.update(bytes),
+            }
         }
         if let Mode::Encrypt(cipher) = &self.mode {
             if encrypted && !is_empty(value) {
@@ -374,17 +383,21 @@ impl<'t> Walker<'_, '_, 't> {
     }
 
     fn finish(self) -> WalkOutcome {
-        let digest = self.hash.finalize();
-        let mut mac = String::with_capacity(128);
-        for b in digest {
-            mac.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            mac.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
-        }
         WalkOutcome {
-            mac,
+            mac: mac_hex(self.hash),
             warnings: self.warnings,
         }
     }
+}
+
+/// The MAC as sops writes it: the SHA-512 digest in uppercase hex.
+pub fn mac_hex(hash: Sha512) -> String {
+    let mut mac = String::with_capacity(128);
+    for b in hash.finalize() {
+        mac.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+        mac.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+    }
+    mac
 }
 
 fn unreachable_comment() -> Key {
@@ -412,6 +425,7 @@ fn new_walker<'c, 's, 't>(
         selector,
         mac_only_encrypted,
         hash: Sha512::new(),
+        mac_input: None,
         path: String::new(),
         matched: 0,
         comments: Vec::new(),
@@ -680,6 +694,27 @@ fn decrypt_parallel(
 fn unreachable_job() -> (&'static [u8], &'static str) {
     // Key jobs are only recorded for comments.
     (b"", "comment")
+}
+
+/// Encrypt the top-level items of one piece of a large document on the
+/// calling thread (see `pipeline`). The bytes the MAC covers are appended to
+/// `mac_input` instead of hashed, so that the caller can hash the pieces in
+/// document order; with `mac_only_encrypted` the caller also feeds
+/// [`MAC_ONLY_ENCRYPTED_INIT`] first. Returns the warnings. Comment
+/// selectors carry state from piece to piece: callers must not use this
+/// with a selector that [`Selector::uses_comments`].
+pub fn encrypt_piece(
+    items: &mut Branch,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+    mac_input: &mut Zeroizing<Vec<u8>>,
+) -> Result<Vec<String>, TreeError> {
+    debug_assert!(!selector.uses_comments());
+    let mut w = new_walker(Mode::Encrypt(cipher), selector, mac_only_encrypted, false);
+    w.mac_input = Some(mac_input);
+    w.walk_branch(items)?;
+    Ok(w.warnings)
 }
 
 /// Encrypt every selected value in place; returns the MAC of the plaintext.

@@ -10,6 +10,7 @@ pub mod crypt;
 pub mod gofmt;
 pub mod keys;
 pub mod metadata;
+pub mod pipeline;
 pub mod policy;
 pub mod shamir;
 pub mod sopsfile;

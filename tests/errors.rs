@@ -279,6 +279,63 @@ fn encrypt_errors_match_sops_exit_codes() {
     }
 }
 
+/// Large YAML files are encrypted piece by piece; a problem late in the
+/// file, or a key that cannot be wrapped, must give the error sops gives
+/// and no output, exactly as for a small file.
+#[test]
+fn large_yaml_encrypt_errors_match_sops() {
+    let s = Scratch::new();
+    let r = s.recipient.clone();
+    let mut body = String::new();
+    for i in 0..6000 {
+        body.push_str(&format!(
+            "# entry {i}\nentry{i}:\n    user: u{i}\n    password: {SECRET}{i}\n"
+        ));
+    }
+    assert!(body.len() > 300 * 1024, "large enough to go piecewise");
+    let cases = [
+        ("late sops key", format!("{body}sops:\n    version: 3.11.0\n")),
+        ("late duplicate key", format!("{body}entry7: again\n")),
+        ("late syntax error", format!("{body}broken: [{SECRET}\n")),
+        ("late non-string key", format!("{body}1: {SECRET}\n")),
+        ("late second document", format!("{body}---\n1: {SECRET}\n")),
+    ];
+    for (what, content) in &cases {
+        let f = s.write(&format!("{}.yaml", what.replace(' ', "-")), content.as_bytes());
+        let fp = f.to_str().unwrap();
+        let out = both_fail_alike(&s, &["encrypt", "--age", &r, fp], what);
+        assert!(out.stdout.is_empty(), "{what}: output written before the error");
+        // In place: the file is left as it was.
+        both_fail_alike(&s, &["encrypt", "-i", "--age", &r, fp], what);
+        assert_eq!(std::fs::read(&f).unwrap(), content.as_bytes(), "{what}: file changed");
+    }
+    // Valid YAML the piecewise loader leaves to the whole-tree path late in
+    // the file (anchors): the output is sops's.
+    let anchors = format!("{body}x: &a {SECRET}\ny: *a\n");
+    let f = s.write("late-anchors.yaml", anchors.as_bytes());
+    let enc = ok(
+        &s.rsops(&["encrypt", "--age", &r, f.to_str().unwrap()]),
+        "encrypt with anchors",
+    );
+    let encrypted = s.write("late-anchors.enc.yaml", &enc);
+    let theirs = ok(&s.sops(&["decrypt", encrypted.to_str().unwrap()]), "sops decrypt");
+    let sops_enc = ok(&s.sops(&["encrypt", "--age", &r, f.to_str().unwrap()]), "sops encrypt");
+    let sops_encrypted = s.write("late-anchors.sops.yaml", &sops_enc);
+    let reference = ok(&s.sops(&["decrypt", sops_encrypted.to_str().unwrap()]), "sops decrypt");
+    assert_eq!(text(&theirs), text(&reference));
+    // A key that cannot be wrapped: on a bad file the parse error still comes
+    // first, on a good one the key error.
+    let bad_pgp = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF";
+    let bad = s.write("bad-and-unwrappable.yaml", cases[2].1.as_bytes());
+    let good = s.write("good-but-unwrappable.yaml", body.as_bytes());
+    for (what, f) in [("bad file, bad key", &bad), ("good file, bad key", &good)] {
+        let out = both_fail_alike(&s, &["encrypt", "--pgp", bad_pgp, f.to_str().unwrap()], what);
+        let err = text(&out.stderr);
+        let parse_error = err.contains("Error unmarshalling file");
+        assert_eq!(parse_error, f == &bad, "{what}: {err}");
+    }
+}
+
 #[test]
 fn decrypt_errors_match_sops_exit_codes() {
     let s = Scratch::new();

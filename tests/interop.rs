@@ -506,7 +506,14 @@ fn large_files_match_sops_both_ways() {
         }
         env.push_str(&format!("KEY_{i}=value number {i}\n"));
     }
+    // Past 256 KiB the YAML goes through the piecewise path (`pipeline`).
+    for i in 0..5000 {
+        yaml.push_str(&format!(
+            "# pad {i}\npad{i}:\n    text: \"value {i}\"\n    list:\n        - {i}\n        - x: true\n"
+        ));
+    }
     assert!(yaml.lines().count() > 3000, "the YAML input must be large");
+    assert!(yaml.len() > 300 * 1024, "the YAML input must go piecewise");
     let mut problems = Vec::new();
     let selectors: &[&[&str]] = &[&[], &["--encrypted-regex", "^(k|key)", "--mac-only-encrypted"]];
     for (i, flags) in selectors.iter().enumerate() {

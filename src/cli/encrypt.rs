@@ -6,9 +6,11 @@ use rsops::config::Config;
 use rsops::crypt::encrypt_document;
 use rsops::keys::{wrap_data_key, Keyring};
 use rsops::metadata::{KeyGroup, Metadata, EMULATED_SOPS_VERSION};
+use rsops::pipeline;
 use rsops::policy::{Selector, SelectorSpec};
 use rsops::sopsfile;
-use rsops::stores::Format;
+use rsops::stores::yaml::YamlStore;
+use rsops::stores::{EmitError, Format};
 use rsops::timefmt::Timestamp;
 use rsops::tree::Document;
 use std::path::{Path, PathBuf};
@@ -73,6 +75,35 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
     let (in_format, out_format) = common::formats(&name, req.input_type.as_deref(), req.output_type.as_deref());
     let settings = common::store_settings(config.as_ref(), req.indent);
     let mut metadata = build_metadata(&req.options, config.as_ref(), Path::new(&name), &cwd, in_format)?;
+    let keyring = common::keyring_from_env();
+    let dest = match (&req.output, req.in_place, &req.file) {
+        (Some(o), _, _) => Destination::File(o),
+        (None, true, Some(f)) => Destination::File(f),
+        _ => Destination::Stdout,
+    };
+
+    // Large YAML files go piece by piece. The key is wrapped first there; if
+    // that fails, the error waits until the file has loaded, as below.
+    let mut prepared = None;
+    if let Some(file) = piecewise_candidate(&req, in_format, out_format) {
+        let keys = prepare_cipher(&mut metadata, &keyring, in_format);
+        if let Ok((key, selector)) = &keys {
+            let cipher = ValueCipher::new(key);
+            if let Some(done) = encrypt_piecewise(file, &settings, &cipher, selector, metadata.mac_only_encrypted) {
+                for w in &done.warnings {
+                    common::warn(w);
+                }
+                set_mac(&mut metadata, &cipher, &done.mac);
+                let bytes = done.finish(&metadata);
+                return common::write_streamed(
+                    dest,
+                    |out| out.write_all(&bytes).map_err(EmitError::Write),
+                    |e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Could not marshal tree: {e}")),
+                );
+            }
+        }
+        prepared = Some(keys);
+    }
 
     let input = common::read_input(req.file.as_deref())?;
     let mut doc = sopsfile::load_plain(in_format, &settings, &input).map_err(|e| {
@@ -101,13 +132,11 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
             .hint(format!("to edit an encrypted file, run: rsops edit {name}")));
     }
 
-    let keyring = common::keyring_from_env();
-    encrypt_tree(&mut doc, &mut metadata, &keyring, in_format)?;
-    let dest = match (&req.output, req.in_place, &req.file) {
-        (Some(o), _, _) => Destination::File(o),
-        (None, true, Some(f)) => Destination::File(f),
-        _ => Destination::Stdout,
+    let (key, selector) = match prepared {
+        Some(keys) => keys?,
+        None => prepare_cipher(&mut metadata, &keyring, in_format)?,
     };
+    seal(&mut doc, &mut metadata, &ValueCipher::new(&key), &selector)?;
     let result = common::write_streamed(
         dest,
         |out| sopsfile::emit_encrypted_to(out_format, &settings, &mut doc, &metadata, out),
@@ -178,9 +207,29 @@ pub fn build_metadata(
     })
 }
 
-/// Generate and wrap a data key, encrypt the tree, set `lastmodified` and
-/// the encrypted MAC.
-pub fn encrypt_tree(doc: &mut Document, metadata: &mut Metadata, keyring: &Keyring, format: Format) -> CliResult<()> {
+/// A file `encrypt` may take through [`rsops::pipeline`]: a large YAML file
+/// read from disk and printed as YAML.
+fn piecewise_candidate(req: &EncryptRequest, in_format: Format, out_format: Format) -> Option<&Path> {
+    let file = req.file.as_deref()?;
+    let large = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() >= pipeline::MIN_BYTES);
+    (in_format == Format::Yaml && out_format == Format::Yaml && large).then_some(file)
+}
+
+fn encrypt_piecewise(
+    file: &Path,
+    settings: &sopsfile::StoreSettings,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+) -> Option<pipeline::EncryptedPieces> {
+    let indent = YamlStore::new(settings.yaml_indent).ok()?.indent;
+    let reader = std::fs::File::open(file).ok()?;
+    pipeline::encrypt_yaml(reader, indent, cipher, selector, mac_only_encrypted)
+}
+
+/// The selector for `format` and a new data key, wrapped for every master
+/// key of `metadata`.
+fn prepare_cipher(metadata: &mut Metadata, keyring: &Keyring, format: Format) -> CliResult<(DataKey, Selector)> {
     let selector = if format == Format::Binary {
         Selector::All
     } else {
@@ -196,8 +245,7 @@ pub fn encrypt_tree(doc: &mut Document, metadata: &mut Metadata, keyring: &Keyri
             format!("Could not generate data key: [{}]", errs.join(" ")),
         )
     })?;
-    let cipher = ValueCipher::new(&key);
-    seal(doc, metadata, &cipher, &selector)
+    Ok((key, selector))
 }
 
 /// Encrypt the tree with an existing cipher and store the MAC.
@@ -207,7 +255,12 @@ pub fn seal(doc: &mut Document, metadata: &mut Metadata, cipher: &ValueCipher, s
     for w in outcome.warnings {
         common::warn(&w);
     }
-    metadata.last_modified = Timestamp::now_utc().format_rfc3339();
-    metadata.mac = cipher.encrypt_bytes(outcome.mac.as_bytes(), "str", metadata.last_modified.as_bytes());
+    set_mac(metadata, cipher, &outcome.mac);
     Ok(())
+}
+
+/// Stamp `lastmodified` and store the MAC, encrypted with it as AAD.
+fn set_mac(metadata: &mut Metadata, cipher: &ValueCipher, mac: &str) {
+    metadata.last_modified = Timestamp::now_utc().format_rfc3339();
+    metadata.mac = cipher.encrypt_bytes(mac.as_bytes(), "str", metadata.last_modified.as_bytes());
 }

@@ -1531,6 +1531,84 @@ impl Emitter {
     }
 }
 
+/// One document whose top-level mapping arrives in batches of items (a large
+/// file processed in pieces, see `pipeline`). The bytes are those
+/// [`emit_documents`] prints for the one branch of all items concatenated:
+/// the same events in the same order, as [`Gen::mapping_items`] makes them.
+pub struct DocumentStream {
+    em: Emitter,
+    /// Comments not yet attached: to the next key's head, or to the
+    /// mapping's head before the first key, or the last key's foot at the end.
+    pending: Vec<String>,
+    started: bool,
+}
+
+impl DocumentStream {
+    pub fn new(indent: usize) -> DocumentStream {
+        let mut em = Emitter::new(indent);
+        em.stream_start();
+        em.emit(Ev::new(EvKind::DocStart));
+        DocumentStream {
+            em,
+            pending: Vec::new(),
+            started: false,
+        }
+    }
+
+    fn take_comments(&mut self) -> String {
+        let lines: Vec<&str> = self.pending.iter().map(String::as_str).collect();
+        let joined = join_comments(&lines);
+        self.pending.clear();
+        joined
+    }
+
+    /// The next top-level items, in document order.
+    pub fn push(&mut self, items: &[Item]) {
+        for it in items {
+            if let Key::Comment(c) = &it.key {
+                self.pending.push(c.clone());
+                continue;
+            }
+            let mut khead = String::new();
+            if !self.started {
+                let mut ev = Ev::new(EvKind::MapStart);
+                ev.head = self.take_comments();
+                self.em.emit(ev);
+                self.started = true;
+            } else if !self.pending.is_empty() {
+                khead = self.take_comments();
+            }
+            let mut g = Gen::new(&mut self.em);
+            let kr = key_repr(&it.key);
+            g.scalar(&kr, khead, String::new(), String::new());
+            g.value(&it.value, String::new(), String::new());
+        }
+    }
+
+    /// The output printed so far (callers may drain it).
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.em.out
+    }
+
+    /// End the mapping, the document and the stream; the rest of the output.
+    pub fn finish(mut self) -> Vec<u8> {
+        let rest = self.take_comments();
+        let mut end = Ev::new(EvKind::MapEnd);
+        if self.started {
+            end.tail = rest;
+        } else {
+            let mut ev = Ev::new(EvKind::MapStart);
+            ev.empty = true;
+            ev.head = rest;
+            self.em.emit(ev);
+        }
+        self.em.emit(end);
+        self.em.emit(Ev::new(EvKind::DocEnd));
+        self.em.stream_end();
+        self.em.finish()
+    }
+}
+
 /// Below this many bytes of scalars a file is emitted on one thread.
 const PIECES_MIN_BYTES: usize = 256 * 1024;
 const MAX_PIECES: usize = 8;

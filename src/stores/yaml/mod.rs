@@ -12,6 +12,8 @@ mod resolve;
 mod scanner;
 mod split;
 
+pub use emit::DocumentStream;
+
 use super::{Store, StoreError};
 use crate::tree::{Branch, Value};
 use compose::{precheck, Composer, Converter};
@@ -176,6 +178,26 @@ impl Store for YamlStore {
         // behind a store error.
         emit::emit_documents_to(branches, self.indent, out).map_err(super::EmitError::Write)
     }
+}
+
+/// Whether a large file may be cut before the line starting at `start`
+/// (see `split`); `data` may end early (then fewer cuts are found).
+pub fn is_piece_start(data: &[u8], start: usize) -> bool {
+    split::is_cut_line(data, start)
+}
+
+/// One piece of a large file (cut where [`is_piece_start`] allows, the
+/// first piece starting the input) as the top-level items it holds. `None`:
+/// anything the piecewise path does not take (byte-order mark, characters
+/// YAML forbids, syntax errors, more than one document, what the streaming
+/// loader leaves to the reference load); the caller then loads the whole
+/// input, which gives the exact result or error.
+pub fn load_piece(piece: &[u8]) -> Option<Branch> {
+    if piece.starts_with(&[0xEF, 0xBB, 0xBF]) || piece.starts_with(&[0xFF, 0xFE]) || piece.starts_with(&[0xFE, 0xFF]) {
+        return None;
+    }
+    validate(piece).ok()?;
+    split::load_one(piece)
 }
 
 /// The reference load: composer → node tree, sops' pre-check of the first
@@ -443,7 +465,7 @@ mod tests {
         assert_eq!(ev(Value::List(vec![])), "[]\n");
     }
 
-    use crate::testutil::{corpus_files, Rng};
+    use crate::testutil::{corpus_files, generated_document, Rng};
 
     const SEEDS: &[&str] = &[
         include_str!("../../../testdata/stores/yaml/comments.yaml"),
@@ -565,76 +587,6 @@ mod tests {
             }
         }
         assert!(total > 30 && handled > total / 2, "handled {handled} of {total}");
-    }
-
-    /// Random block-structured documents with comments everywhere.
-    fn gen_structured(rng: &mut Rng, out: &mut String, ind: usize, depth: usize) {
-        let n = 1 + rng.below(4);
-        let list = depth > 0 && rng.below(3) == 0;
-        for i in 0..n {
-            for _ in 0..rng.below(3) {
-                match rng.below(6) {
-                    0 => out.push('\n'),
-                    1 => out.push_str(&format!("{:w$}# c{i}\n", "", w = ind.saturating_sub(2))),
-                    2 => out.push_str(&format!("{:w$}# d{i}\n", "", w = ind + 2)),
-                    3 => out.push_str("# top\n"),
-                    _ => out.push_str(&format!("{:ind$}# h{i}\n", "")),
-                }
-            }
-            let lead = if list {
-                format!("{:ind$}- ", "")
-            } else {
-                format!("{:ind$}k{i}: ", "")
-            };
-            out.push_str(&lead);
-            let sub = if list { ind + 2 } else { ind + 2 + rng.below(2) * 2 };
-            match rng.below(if depth < 4 { 9 } else { 5 }) {
-                0 => out.push_str("plain value"),
-                1 => out.push_str("\"quoted \\t\""),
-                2 => out.push_str("42"),
-                3 => out.push_str("|\n  line1\n  line2"),
-                4 => out.push_str("[a, {b: c}]"),
-                5 | 6 => {
-                    if rng.below(2) == 0 {
-                        out.push_str("# on key");
-                    }
-                    out.push('\n');
-                    gen_structured(rng, out, sub, depth + 1);
-                    continue;
-                }
-                _ => {
-                    out.push('\n');
-                    gen_structured(rng, out, sub, depth + 1);
-                    continue;
-                }
-            }
-            if rng.below(3) == 0 {
-                out.push_str(" # line");
-            }
-            out.push('\n');
-        }
-        if rng.below(3) == 0 {
-            out.push_str(&format!("{:ind$}# foot\n", ""));
-        }
-    }
-
-    /// A generated file: sometimes a document head comment, a second
-    /// document one time in `second_doc_one_in`, CRLF line ends for every
-    /// seventh `i`.
-    fn generated_document(rng: &mut Rng, i: usize, second_doc_one_in: usize) -> String {
-        let mut s = String::new();
-        if rng.below(4) == 0 {
-            s.push_str("# doc head\n\n");
-        }
-        gen_structured(rng, &mut s, 0, 0);
-        if rng.below(second_doc_one_in) == 0 {
-            s.push_str("---\n");
-            gen_structured(rng, &mut s, 0, 0);
-        }
-        if i.is_multiple_of(7) {
-            s = s.replace('\n', "\r\n");
-        }
-        s
     }
 
     #[test]

@@ -142,7 +142,7 @@ pub fn load_pieces(data: &[u8], cuts: &[usize]) -> Option<Vec<Branch>> {
 }
 
 /// One piece: exactly one mapping document through the streaming loader.
-fn load_one(piece: &[u8]) -> Option<Branch> {
+pub(super) fn load_one(piece: &[u8]) -> Option<Branch> {
     let mut docs = Fast::new(piece).load().ok()?;
     if docs.len() != 1 {
         return None;
