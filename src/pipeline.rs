@@ -118,6 +118,13 @@ impl<R: Read> PieceReader<R> {
     }
 }
 
+impl<R> Drop for PieceReader<R> {
+    fn drop(&mut self) {
+        // What was read and not handed out (after giving up) is plaintext.
+        self.buf.zeroize();
+    }
+}
+
 /// A piece parsed and encrypted by a worker.
 struct Done {
     items: Branch,
