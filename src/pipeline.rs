@@ -1,23 +1,26 @@
-//! Large YAML files encrypted piece by piece, so that reading, parsing,
-//! encrypting and printing overlap on all cores and the whole plaintext
-//! tree never exists at once.
+//! Large YAML and JSON files encrypted piece by piece, so that reading,
+//! parsing, encrypting and printing overlap on all cores and the whole
+//! plaintext tree never exists at once.
 //!
-//! The input is read in chunks and cut before top-level keys (where
-//! [`yaml::is_piece_start`] allows; the cuts the parallel load uses). Worker
-//! threads parse each piece and encrypt its values; the calling thread
-//! takes the pieces in document order, hashes their MAC input, checks the
-//! top-level keys across pieces and prints them into one output buffer with
-//! a [`DocumentStream`], which gives the bytes the whole-tree path prints.
-//! Nothing is written anywhere until the whole input went through, so
-//! anything unusual (a piece the streaming loader leaves to the reference
-//! load, a syntax error, a repeated or `sops` top-level key, a non-string
-//! key, a read error) just returns `None` and the caller runs the ordinary
-//! path, which gives the exact result or error.
+//! The input is read in chunks and cut between top-level keys: for YAML
+//! before the lines [`yaml::is_piece_start`] allows (the cuts the parallel
+//! load uses), for JSON at the commas between top-level members
+//! ([`json::MemberCuts`]). Worker threads parse each piece and encrypt its
+//! values; the calling thread takes the pieces in document order, hashes
+//! their MAC input, checks the top-level keys across pieces and prints them
+//! into one output buffer ([`DocumentStream`], [`ObjectStream`]), which
+//! gives the bytes the whole-tree path prints. Nothing is written anywhere
+//! until the whole input went through, so anything unusual (a piece the
+//! streaming loader leaves to the reference load, a syntax error, a `sops`
+//! or, in YAML, repeated top-level key, a non-string key, a read error)
+//! just returns `None` and the caller runs the ordinary path, which gives
+//! the exact result or error.
 
 use crate::cipher::ValueCipher;
 use crate::crypt::{encrypt_piece, mac_hex, MAC_ONLY_ENCRYPTED_INIT};
 use crate::metadata::{Metadata, NilList};
 use crate::policy::Selector;
+use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
 use crate::tree::{Branch, Item, Key};
 use sha2::{Digest, Sha512};
@@ -38,9 +41,33 @@ const PIECE_BYTES: usize = 128 * 1024;
 const READ_BYTES: usize = 128 * 1024;
 const MAX_THREADS: usize = 8;
 
+/// The formats that go piecewise, with their output settings.
+pub enum PieceFormat<'s> {
+    Yaml { indent: usize },
+    Json(&'s JsonStore),
+}
+
+/// Where the pieces are printed, in order.
+enum Printer {
+    Yaml(Box<DocumentStream>),
+    Json(ObjectStream),
+}
+
+impl Printer {
+    fn push(&mut self, items: &[Item]) -> bool {
+        match self {
+            Printer::Yaml(p) => {
+                p.push(items);
+                true
+            }
+            Printer::Json(p) => p.push(items).is_ok(),
+        }
+    }
+}
+
 /// A file encrypted up to its metadata: finish it with [`Self::finish`].
 pub struct EncryptedPieces {
-    stream: DocumentStream,
+    printer: Printer,
     /// The MAC of the plaintext (uppercase hex SHA-512), to be encrypted
     /// into the metadata.
     pub mac: String,
@@ -51,16 +78,36 @@ pub struct EncryptedPieces {
 
 impl EncryptedPieces {
     /// The whole file: the items printed so far, then the `sops` block.
-    pub fn finish(mut self, metadata: &Metadata) -> Vec<u8> {
-        let sops = Item::new("sops", metadata.to_value(NilList::EmptyList));
-        self.stream.push(std::slice::from_ref(&sops));
-        self.stream.finish()
+    pub fn finish(self, metadata: &Metadata) -> Vec<u8> {
+        match self.printer {
+            Printer::Yaml(mut p) => {
+                let sops = Item::new("sops", metadata.to_value(NilList::EmptyList));
+                p.push(std::slice::from_ref(&sops));
+                p.finish()
+            }
+            Printer::Json(mut p) => {
+                let sops = Item::new("sops", metadata.to_value(NilList::Null));
+                // Metadata is strings, numbers and lists: always printable.
+                let printed = p.push(std::slice::from_ref(&sops));
+                debug_assert!(printed.is_ok());
+                p.finish()
+            }
+        }
     }
+}
+
+/// How the input is cut.
+enum Cutter {
+    /// Before lines [`yaml::is_piece_start`] allows.
+    Yaml,
+    /// At top-level commas; `first` until the first cut.
+    Json { cuts: MemberCuts, first: bool },
 }
 
 /// Splits the input into pieces as it is read.
 struct PieceReader<R> {
     reader: R,
+    cutter: Cutter,
     piece_bytes: usize,
     buf: Vec<u8>,
     /// Where the search for the next cut resumes (keeps it linear).
@@ -69,9 +116,10 @@ struct PieceReader<R> {
 }
 
 impl<R: Read> PieceReader<R> {
-    fn new(reader: R, piece_bytes: usize) -> Self {
+    fn new(reader: R, cutter: Cutter, piece_bytes: usize) -> Self {
         PieceReader {
             reader,
+            cutter,
             piece_bytes,
             buf: Vec::new(),
             scanned: 0,
@@ -82,13 +130,27 @@ impl<R: Read> PieceReader<R> {
     /// The next piece, `None` at the end of the input.
     fn next_piece(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
-            if let Some(cut) = self.find_cut() {
-                let rest = self.buf.split_off(cut);
+            let cut = match &mut self.cutter {
+                Cutter::Yaml => self.find_line_cut(),
+                Cutter::Json { cuts, .. } => {
+                    let (cut, scanned) = cuts.scan(&self.buf, self.scanned, self.piece_bytes);
+                    self.scanned = scanned;
+                    cut
+                }
+            };
+            if let Some(cut) = cut {
                 self.scanned = 0;
-                return Ok(Some(std::mem::replace(&mut self.buf, rest)));
+                return Ok(Some(self.split_at(cut)));
             }
             if self.eof {
-                return Ok((!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf)));
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let mut rest = std::mem::take(&mut self.buf);
+                if let Cutter::Json { first: false, .. } = self.cutter {
+                    rest.insert(0, b'{');
+                }
+                return Ok(Some(rest));
             }
             self.buf.reserve(READ_BYTES);
             let read = (&mut self.reader).take(READ_BYTES as u64).read_to_end(&mut self.buf)?;
@@ -96,9 +158,33 @@ impl<R: Read> PieceReader<R> {
         }
     }
 
-    /// A cut at least `piece_bytes` in. A line whose decision needs bytes
-    /// not read yet counts as no cut: that only makes a piece longer.
-    fn find_cut(&mut self) -> Option<usize> {
+    /// The piece before `cut`; the buffer keeps the rest.
+    fn split_at(&mut self, cut: usize) -> Vec<u8> {
+        match &mut self.cutter {
+            Cutter::Yaml => {
+                let rest = self.buf.split_off(cut);
+                std::mem::replace(&mut self.buf, rest)
+            }
+            Cutter::Json { first, .. } => {
+                // Braces around the members; the comma itself goes.
+                let mut piece = Vec::with_capacity(cut + 2);
+                if !*first {
+                    piece.push(b'{');
+                }
+                *first = false;
+                piece.extend_from_slice(&self.buf[..cut]);
+                piece.push(b'}');
+                let rest = self.buf[cut + 1..].to_vec();
+                let mut old = std::mem::replace(&mut self.buf, rest);
+                old.zeroize();
+                piece
+            }
+        }
+    }
+
+    /// A line cut at least `piece_bytes` in. A line whose decision needs
+    /// bytes not read yet counts as no cut: that only makes a piece longer.
+    fn find_line_cut(&mut self) -> Option<usize> {
         if self.buf.len() <= self.piece_bytes {
             return None;
         }
@@ -132,15 +218,34 @@ struct Done {
     warnings: Vec<String>,
 }
 
-fn work(mut piece: Vec<u8>, cipher: &ValueCipher, selector: &Selector, mac_only_encrypted: bool) -> Option<Done> {
-    let loaded = yaml::load_piece(&piece);
+/// What a worker needs besides its piece.
+struct Job<'a> {
+    json: bool,
+    cipher: &'a ValueCipher,
+    selector: &'a Selector,
+    mac_only_encrypted: bool,
+}
+
+fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
+    let loaded = if job.json {
+        json::load_piece(&piece)
+    } else {
+        yaml::load_piece(&piece)
+    };
     let mac_capacity = piece.len();
     // The piece is plaintext (its whole allocation: the reader's split
     // leaves the next piece's first bytes in the spare capacity).
     piece.zeroize();
     let mut items = loaded?;
     let mut mac_input = Zeroizing::new(Vec::with_capacity(mac_capacity));
-    let warnings = encrypt_piece(&mut items, cipher, selector, mac_only_encrypted, &mut mac_input).ok()?;
+    let warnings = encrypt_piece(
+        &mut items,
+        job.cipher,
+        job.selector,
+        job.mac_only_encrypted,
+        &mut mac_input,
+    )
+    .ok()?;
     Some(Done {
         items,
         mac_input,
@@ -150,9 +255,10 @@ fn work(mut piece: Vec<u8>, cipher: &ValueCipher, selector: &Selector, mac_only_
 
 /// The calling thread's side: pieces in document order.
 struct Assembler {
-    stream: DocumentStream,
+    printer: Printer,
     hash: Sha512,
-    top_keys: HashSet<String>,
+    /// YAML only: a repeated top-level key is an error there (JSON keeps it).
+    top_keys: Option<HashSet<String>>,
     warnings: Vec<String>,
 }
 
@@ -164,7 +270,7 @@ impl Assembler {
                 Key::Str(k) => {
                     // A `sops` key means "already encrypted"; a repeated key
                     // is a YAML error: both are the ordinary path's to report.
-                    if k == "sops" || !self.top_keys.insert(k.clone()) {
+                    if k == "sops" || self.top_keys.as_mut().is_some_and(|seen| !seen.insert(k.clone())) {
                         return false;
                     }
                 }
@@ -174,27 +280,26 @@ impl Assembler {
         }
         self.hash.update(&done.mac_input[..]);
         self.warnings.extend(done.warnings);
-        self.stream.push(&done.items.0);
-        true
+        self.printer.push(&done.items.0)
     }
 }
 
-/// Encrypt a single-document YAML file read from `reader`, or `None` when
-/// it does not go piecewise (see the module comment).
-pub fn encrypt_yaml<R: Read>(
+/// Encrypt a single-document YAML file or a JSON file read from `reader`,
+/// or `None` when it does not go piecewise (see the module comment).
+pub fn encrypt<R: Read>(
     reader: R,
-    indent: usize,
+    format: PieceFormat<'_>,
     cipher: &ValueCipher,
     selector: &Selector,
     mac_only_encrypted: bool,
 ) -> Option<EncryptedPieces> {
-    encrypt_yaml_in(reader, PIECE_BYTES, indent, cipher, selector, mac_only_encrypted)
+    encrypt_in(reader, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
 }
 
-fn encrypt_yaml_in<R: Read>(
+fn encrypt_in<R: Read>(
     reader: R,
     piece_bytes: usize,
-    indent: usize,
+    format: PieceFormat<'_>,
     cipher: &ValueCipher,
     selector: &Selector,
     mac_only_encrypted: bool,
@@ -206,16 +311,37 @@ fn encrypt_yaml_in<R: Read>(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
+    let (printer, cutter, top_keys) = match format {
+        PieceFormat::Yaml { indent } => (
+            Printer::Yaml(Box::new(DocumentStream::new(indent))),
+            Cutter::Yaml,
+            Some(HashSet::new()),
+        ),
+        PieceFormat::Json(store) => (
+            Printer::Json(ObjectStream::new(store)),
+            Cutter::Json {
+                cuts: MemberCuts::default(),
+                first: true,
+            },
+            None,
+        ),
+    };
+    let job = Job {
+        json: matches!(cutter, Cutter::Json { .. }),
+        cipher,
+        selector,
+        mac_only_encrypted,
+    };
     let mut asm = Assembler {
-        stream: DocumentStream::new(indent),
+        printer,
         hash: Sha512::new(),
-        top_keys: HashSet::new(),
+        top_keys,
         warnings: Vec::new(),
     };
     if mac_only_encrypted {
         asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
     }
-    let mut reader = PieceReader::new(reader, piece_bytes);
+    let mut reader = PieceReader::new(reader, cutter, piece_bytes);
     let stop = AtomicBool::new(false);
     let (job_tx, job_rx) = mpsc::channel::<(usize, Vec<u8>)>();
     let job_rx = Mutex::new(job_rx);
@@ -223,15 +349,15 @@ fn encrypt_yaml_in<R: Read>(
     let pieces = std::thread::scope(|s| {
         let mut workers = 0;
         for _ in 0..threads {
-            let (job_rx, done_tx, stop) = (&job_rx, done_tx.clone(), &stop);
+            let (job_rx, done_tx, stop, job) = (&job_rx, done_tx.clone(), &stop, &job);
             let worker = move || loop {
-                let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((index, mut piece)) = job else { break };
+                let next = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((index, mut piece)) = next else { break };
                 if stop.load(Ordering::Relaxed) {
                     piece.zeroize();
                     continue;
                 }
-                let done = work(piece, cipher, selector, mac_only_encrypted);
+                let done = work(piece, job);
                 if done_tx.send((index, done)).is_err() {
                     break;
                 }
@@ -251,7 +377,7 @@ fn encrypt_yaml_in<R: Read>(
             while !eof && in_flight < max_in_flight {
                 match reader.next_piece() {
                     Ok(Some(piece)) if workers == 0 => {
-                        arrived.insert(read, work(piece, cipher, selector, mac_only_encrypted));
+                        arrived.insert(read, work(piece, &job));
                         read += 1;
                         break;
                     }
@@ -297,7 +423,7 @@ fn encrypt_yaml_in<R: Read>(
         return None;
     }
     Some(EncryptedPieces {
-        stream: asm.stream,
+        printer: asm.printer,
         mac: mac_hex(asm.hash),
         warnings: asm.warnings,
         pieces,
@@ -330,6 +456,22 @@ mod tests {
         }
     }
 
+    fn yaml_in<R: Read>(
+        input: R,
+        piece_bytes: usize,
+        cipher: &ValueCipher,
+        selector: &Selector,
+    ) -> Option<EncryptedPieces> {
+        encrypt_in(
+            input,
+            piece_bytes,
+            PieceFormat::Yaml { indent: 4 },
+            cipher,
+            selector,
+            false,
+        )
+    }
+
     /// The output with every `ENC[…]` value (random IVs) replaced by `ENC`.
     fn masked(out: &[u8]) -> String {
         let re = regex::Regex::new(r"ENC\[AES256_GCM,[^\]]*\]").expect("valid regex");
@@ -341,20 +483,29 @@ mod tests {
     /// apart from the ciphertexts, the same MAC, and the plaintext tree back
     /// on decryption. Returns the number of pieces (0: not taken).
     fn check(input: &[u8], piece_bytes: usize, spec: &SelectorSpec, mac_only: bool) -> usize {
+        check_format(Format::Yaml, input, piece_bytes, spec, mac_only)
+    }
+
+    fn check_format(format: Format, input: &[u8], piece_bytes: usize, spec: &SelectorSpec, mac_only: bool) -> usize {
         let key = DataKey::generate();
         let cipher = ValueCipher::new(&key);
         let selector = spec.compile().expect("selector");
         let settings = StoreSettings::default();
         let meta = metadata(spec, mac_only);
-        let Some(done) = encrypt_yaml_in(input, piece_bytes, 4, &cipher, &selector, mac_only) else {
+        let store = JsonStore::default();
+        let piece_format = match format {
+            Format::Json => PieceFormat::Json(&store),
+            _ => PieceFormat::Yaml { indent: 4 },
+        };
+        let Some(done) = encrypt_in(input, piece_bytes, piece_format, &cipher, &selector, mac_only) else {
             return 0;
         };
         let text = String::from_utf8_lossy(input);
-        let mut whole = sopsfile::load_plain(Format::Yaml, &settings, input)
+        let mut whole = sopsfile::load_plain(format, &settings, input)
             .unwrap_or_else(|e| panic!("piecewise took what the store rejects ({}): {text:?}", e.message));
-        assert!(!sopsfile::has_metadata(Format::Yaml, &whole), "{text:?}");
+        assert!(!sopsfile::has_metadata(format, &whole), "{text:?}");
         let outcome = encrypt_document(&mut whole, &cipher, &selector, mac_only).expect("whole-tree encrypt");
-        let expected = sopsfile::emit_encrypted(Format::Yaml, &settings, &mut whole, &meta).expect("emit");
+        let expected = sopsfile::emit_encrypted(format, &settings, &mut whole, &meta).expect("emit");
         assert_eq!(done.mac, outcome.mac, "MAC differs for {text:?}");
         let pieces = done.pieces;
         let got = done.finish(&meta);
@@ -362,12 +513,12 @@ mod tests {
         // Both decrypt to the same tree (which need not be the input's:
         // values keep sops' encrypted types), with the same MAC.
         let decrypted = |out: &[u8]| {
-            let (mut back, _) = sopsfile::load_encrypted(Format::Yaml, &settings, out).expect("load output");
+            let (mut back, _) = sopsfile::load_encrypted(format, &settings, out).expect("load output");
             let mut cipher = ValueCipher::new(&key);
             let again = decrypt_document(&mut back, &mut cipher, &selector, mac_only).expect("decrypt output");
             assert_eq!(again.mac, outcome.mac);
             // Compared as printed: NaN != NaN in the tree.
-            sopsfile::emit_plain(Format::Yaml, &settings, &back).expect("emit plaintext")
+            sopsfile::emit_plain(format, &settings, &back).expect("emit plaintext")
         };
         // (A comment go-yaml moves elsewhere does not decrypt and stays
         // encrypted, as with sops: masked too.)
@@ -435,7 +586,7 @@ mod tests {
         let selector = SelectorSpec::default().compile().expect("selector");
         for case in &cases {
             assert!(
-                encrypt_yaml_in(case.as_bytes(), 64, 4, &cipher, &selector, false).is_none(),
+                yaml_in(case.as_bytes(), 64, &cipher, &selector).is_none(),
                 "taken piecewise: {case:?}"
             );
         }
@@ -446,8 +597,8 @@ mod tests {
         }
         .compile()
         .expect("selector");
-        assert!(encrypt_yaml_in(body.as_bytes(), 64, 4, &cipher, &comments, false).is_none());
-        assert!(encrypt_yaml_in(body.as_bytes(), 64, 4, &cipher, &selector, false).is_some());
+        assert!(yaml_in(body.as_bytes(), 64, &cipher, &comments).is_none());
+        assert!(yaml_in(body.as_bytes(), 64, &cipher, &selector).is_some());
     }
 
     /// A read error part way leaves the file to the whole-tree path.
@@ -469,6 +620,116 @@ mod tests {
         let key = DataKey::generate();
         let selector = SelectorSpec::default().compile().expect("selector");
         let failing = Failing(body.into_bytes(), 0);
-        assert!(encrypt_yaml_in(failing, 64, 4, &ValueCipher::new(&key), &selector, false).is_none());
+        assert!(yaml_in(failing, 64, &ValueCipher::new(&key), &selector).is_none());
+    }
+
+    /// Random JSON text: nested objects and arrays, escapes, numbers,
+    /// whitespace of every kind between tokens.
+    fn gen_json(rng: &mut Rng, out: &mut String, depth: usize) {
+        let ws = |rng: &mut Rng, out: &mut String| {
+            for _ in 0..rng.below(3) {
+                out.push([' ', '\n', '\t', '\r'][rng.below(4)]);
+            }
+        };
+        match rng.below(if depth < 4 { 10 } else { 6 }) {
+            0 => out.push_str("\"plain\""),
+            1 => out.push_str("\"a,b}\\\"],{c\\\\\""),
+            2 => out.push_str("\"caf\\u00e9 \\ud83d\\ude80\""),
+            3 => out.push_str(&format!("{}", rng.below(100_000))),
+            4 => out.push_str(["true", "false", "null", "-1.5e3", "0.25"][rng.below(5)]),
+            5 => out.push_str("\"\""),
+            6 | 7 => {
+                out.push('[');
+                for i in 0..rng.below(4) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    ws(rng, out);
+                    gen_json(rng, out, depth + 1);
+                    ws(rng, out);
+                }
+                out.push(']');
+            }
+            _ => gen_object(rng, out, depth + 1, 4),
+        }
+    }
+
+    fn gen_object(rng: &mut Rng, out: &mut String, depth: usize, max_members: usize) {
+        out.push('{');
+        for i in 0..rng.below(max_members) {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("\n\t\"k{}\": ", rng.below(12)));
+            gen_json(rng, out, depth);
+        }
+        out.push_str("\n}");
+    }
+
+    #[test]
+    fn json_matches_the_whole_tree_path() {
+        let default = SelectorSpec::default();
+        let regex = SelectorSpec {
+            encrypted_regex: "^k[0-5]".into(),
+            ..Default::default()
+        };
+        let mut multi = 0;
+        for (_, data) in corpus_files("json") {
+            for piece_bytes in [1, 40, 400] {
+                multi += usize::from(check_format(Format::Json, &data, piece_bytes, &default, false) > 1);
+            }
+        }
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        for i in 0..600 {
+            let mut doc = String::new();
+            if i % 5 == 0 {
+                doc.push_str(" \n");
+            }
+            gen_object(&mut rng, &mut doc, 0, 12);
+            // Trailing bytes the encrypt-side load ignores, commas included.
+            match i % 9 {
+                0 => doc.push_str("\n{\"x\": 1, \"y\": [2, 3]}"),
+                1 => doc.push_str(" , \"z\""),
+                _ => doc.push('\n'),
+            }
+            let (spec, mac_only) = if i % 3 == 0 { (&regex, true) } else { (&default, false) };
+            multi += usize::from(check_format(Format::Json, doc.as_bytes(), 1 + i % 50, spec, mac_only) > 1);
+        }
+        assert!(multi > 300, "only {multi} inputs went through in several pieces");
+    }
+
+    /// JSON the piecewise path must leave to the whole-tree path.
+    #[test]
+    fn unusual_json_is_left_to_the_whole_tree_path() {
+        let body: String = (0..200).map(|i| format!("\"k{i}\": \"v{i}\", ")).collect();
+        let cases = [
+            format!("{{{body}\"sops\": 1}}"),
+            format!("{{{body}}}"),
+            format!("{{{body} , \"late\": 1}}"),
+            format!("{{{body}\"bad\": [}}"),
+            format!("[{body}1]"),
+            format!("{{{body}\"unterminated: 1}}"),
+        ];
+        let key = DataKey::generate();
+        let cipher = ValueCipher::new(&key);
+        let selector = SelectorSpec::default().compile().expect("selector");
+        let store = JsonStore::default();
+        for case in &cases {
+            let got = encrypt_in(
+                case.as_bytes(),
+                64,
+                PieceFormat::Json(&store),
+                &cipher,
+                &selector,
+                false,
+            );
+            assert!(got.is_none(), "taken piecewise: {case:?}");
+        }
+        // Repeated keys are kept in JSON, and input cut short after a key
+        // loads without that key (sops' decoder quirk): piecewise, with the
+        // whole tree's result.
+        for same in [format!("{{{body}\"k1\": \"again\"}}"), format!("{{{body}\"cut\": ")] {
+            assert!(check_format(Format::Json, same.as_bytes(), 64, &SelectorSpec::default(), false) > 1);
+        }
     }
 }

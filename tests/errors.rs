@@ -336,6 +336,36 @@ fn large_yaml_encrypt_errors_match_sops() {
     }
 }
 
+/// The same for large JSON files, which are cut at top-level commas.
+#[test]
+fn large_json_encrypt_errors_match_sops() {
+    let s = Scratch::new();
+    let r = s.recipient.clone();
+    let members: Vec<String> = (0..6000)
+        .map(|i| format!("\"entry{i}\": {{\"user\": \"u{i}\", \"password\": \"{SECRET}{i}\"}}"))
+        .collect();
+    let body = members.join(",\n");
+    assert!(body.len() > 300 * 1024, "large enough to go piecewise");
+    let cases = [
+        (
+            "late sops key",
+            format!("{{{body},\n\"sops\": {{\"version\": \"3.11.0\"}}}}"),
+        ),
+        ("late trailing comma", format!("{{{body},\n}}")),
+        ("late syntax error", format!("{{{body},\n\"broken\": [\"{SECRET}\"}}")),
+        ("late bad escape", format!("{{{body},\n\"esc\": \"\\q{SECRET}\"}}")),
+        ("top-level array", format!("[{body}]")),
+    ];
+    for (what, content) in &cases {
+        let f = s.write(&format!("{}.json", what.replace(' ', "-")), content.as_bytes());
+        let fp = f.to_str().unwrap();
+        let out = both_fail_alike(&s, &["encrypt", "--age", &r, fp], what);
+        assert!(out.stdout.is_empty(), "{what}: output written before the error");
+        both_fail_alike(&s, &["encrypt", "-i", "--age", &r, fp], what);
+        assert_eq!(std::fs::read(&f).unwrap(), content.as_bytes(), "{what}: file changed");
+    }
+}
+
 #[test]
 fn decrypt_errors_match_sops_exit_codes() {
     let s = Scratch::new();

@@ -498,7 +498,14 @@ fn large_files_match_sops_both_ways() {
     // At least 2500 leaves whatever the generator gives.
     let filler: Vec<String> = (0..2500).map(|i| format!("\"k{i}\": [\"v{i}\", {i}]")).collect();
     json.push(format!("\"filler\": {{{}}}", filler.join(", ")));
+    // Past 256 KiB the JSON goes through the piecewise path too.
+    for i in 0..3000 {
+        json.push(format!(
+            "\"pad{i}\": {{\"text\": \"value, {{{i}}} \\\" [x]\", \"n\": [{i}, true, null]}}"
+        ));
+    }
     let json = format!("{{{}}}\n", json.join(",\n"));
+    assert!(json.len() > 300 * 1024, "the JSON input must go piecewise");
     let mut env = String::new();
     for i in 0..3000 {
         if i % 7 == 0 {

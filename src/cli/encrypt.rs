@@ -9,6 +9,7 @@ use rsops::metadata::{KeyGroup, Metadata, EMULATED_SOPS_VERSION};
 use rsops::pipeline;
 use rsops::policy::{Selector, SelectorSpec};
 use rsops::sopsfile;
+use rsops::stores::json::JsonStore;
 use rsops::stores::yaml::YamlStore;
 use rsops::stores::{EmitError, Format};
 use rsops::timefmt::Timestamp;
@@ -89,7 +90,8 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
         let keys = prepare_cipher(&mut metadata, &keyring, in_format);
         if let Ok((key, selector)) = &keys {
             let cipher = ValueCipher::new(key);
-            if let Some(done) = encrypt_piecewise(file, &settings, &cipher, selector, metadata.mac_only_encrypted) {
+            let mac_only = metadata.mac_only_encrypted;
+            if let Some(done) = encrypt_piecewise(file, in_format, &settings, &cipher, selector, mac_only) {
                 for w in &done.warnings {
                     common::warn(w);
                 }
@@ -207,24 +209,37 @@ pub fn build_metadata(
     })
 }
 
-/// A file `encrypt` may take through [`rsops::pipeline`]: a large YAML file
-/// read from disk and printed as YAML.
+/// A file `encrypt` may take through [`rsops::pipeline`]: a large YAML or
+/// JSON file read from disk and printed in its own format.
 fn piecewise_candidate(req: &EncryptRequest, in_format: Format, out_format: Format) -> Option<&Path> {
     let file = req.file.as_deref()?;
     let large = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() >= pipeline::MIN_BYTES);
-    (in_format == Format::Yaml && out_format == Format::Yaml && large).then_some(file)
+    let format = matches!(in_format, Format::Yaml | Format::Json) && in_format == out_format;
+    (format && large).then_some(file)
 }
 
 fn encrypt_piecewise(
     file: &Path,
+    format: Format,
     settings: &sopsfile::StoreSettings,
     cipher: &ValueCipher,
     selector: &Selector,
     mac_only_encrypted: bool,
 ) -> Option<pipeline::EncryptedPieces> {
-    let indent = YamlStore::new(settings.yaml_indent).ok()?.indent;
     let reader = std::fs::File::open(file).ok()?;
-    pipeline::encrypt_yaml(reader, indent, cipher, selector, mac_only_encrypted)
+    match format {
+        Format::Yaml => {
+            let indent = YamlStore::new(settings.yaml_indent).ok()?.indent;
+            let format = pipeline::PieceFormat::Yaml { indent };
+            pipeline::encrypt(reader, format, cipher, selector, mac_only_encrypted)
+        }
+        Format::Json => {
+            let store = JsonStore::new(settings.json_indent).ok()?;
+            let format = pipeline::PieceFormat::Json(&store);
+            pipeline::encrypt(reader, format, cipher, selector, mac_only_encrypted)
+        }
+        _ => None,
+    }
 }
 
 /// The selector for `format` and a new data key, wrapped for every master

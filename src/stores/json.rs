@@ -959,6 +959,124 @@ fn skip_number(src: &[u8], mut i: usize) -> usize {
 }
 
 // ---------------------------------------------------------------------------
+// Large files in pieces (see `pipeline`).
+
+/// Finds the commas between top-level members as the input is read: a
+/// lexical scan of strings (with escapes) and bracket depth, the same rules
+/// the tokenizer applies up to the first error. A piece cut at such a comma
+/// parses as an object once braces are put around it (see [`load_piece`]).
+#[derive(Default)]
+pub struct MemberCuts {
+    depth: usize,
+    in_string: bool,
+    /// The outermost container has ended: what follows is trailing bytes
+    /// the load ignores, never cut (a comma there is not a member's).
+    closed: bool,
+}
+
+impl MemberCuts {
+    /// Scans `buf[from..]`. Returns the first comma directly inside the
+    /// outermost container at or after `min_cut`, if any, and where the scan
+    /// stopped (resume there with more input; after a cut the state is that
+    /// of the comma, so the next scan starts right after it).
+    pub fn scan(&mut self, buf: &[u8], from: usize, min_cut: usize) -> (Option<usize>, usize) {
+        let mut i = from;
+        while i < buf.len() {
+            if self.in_string {
+                let Some(k) = memchr::memchr2(b'"', b'\\', &buf[i..]) else {
+                    return (None, buf.len());
+                };
+                i += k;
+                if buf[i] == b'"' {
+                    self.in_string = false;
+                    i += 1;
+                } else if i + 1 < buf.len() {
+                    i += 2;
+                } else {
+                    // The escaped byte is not read yet: resume at the backslash.
+                    return (None, i);
+                }
+                continue;
+            }
+            match buf[i] {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.closed |= self.depth == 0;
+                }
+                b',' if self.depth == 1 && !self.closed && i >= min_cut => return (Some(i), i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        (None, i)
+    }
+}
+
+/// One piece of a large file as the members it holds. `piece` is the input
+/// between two top-level commas ([`MemberCuts`]) with braces put around it:
+/// the first piece keeps its own `{` and gets a `}`, the last keeps its end
+/// and gets a `{`. `None` (the caller then loads the whole input, which
+/// gives the exact result or error): a syntax error, or no member at all
+/// (`{"a": 1,}` must fail as a whole, not parse as two pieces).
+pub fn load_piece(piece: &[u8]) -> Option<Branch> {
+    parse_document(piece).ok().filter(|b| !b.0.is_empty())
+}
+
+/// A top-level object whose members arrive in batches (large files
+/// processed in pieces, see `pipeline`): the bytes [`JsonStore::emit`]
+/// prints for all the members at once.
+pub struct ObjectStream {
+    indent: Vec<u8>,
+    out: Vec<u8>,
+    empty: bool,
+}
+
+impl ObjectStream {
+    pub fn new(store: &JsonStore) -> ObjectStream {
+        ObjectStream {
+            indent: store.indent.as_bytes().to_vec(),
+            out: vec![b'{'],
+            empty: true,
+        }
+    }
+
+    /// The next members, in order. An error (a value JSON cannot hold)
+    /// leaves the output unusable.
+    pub fn push(&mut self, items: &[Item]) -> Result<(), String> {
+        let mut em = Emitter::new(&self.indent, &mut self.out);
+        for item in items {
+            let key = match &item.key {
+                Key::Str(k) => k,
+                Key::Comment(_) => continue,
+                Key::NonString { type_name, .. } => {
+                    return Err(format!("a key of type {type_name} cannot be written as JSON"))
+                }
+            };
+            if !self.empty {
+                em.out.push(b',');
+            }
+            self.empty = false;
+            em.newline(1);
+            write_str(em.out, key);
+            em.out.extend_from_slice(b": ");
+            em.value(&item.value, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Close the object: the whole output.
+    pub fn finish(mut self) -> Vec<u8> {
+        if !self.empty {
+            self.out.push(b'\n');
+        }
+        self.out.extend_from_slice(b"}\n");
+        self.out
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Emitter: sops' encodeTree/encodeArray + json.Indent, in one pass.
 
 struct Emitter<'a> {
