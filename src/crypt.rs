@@ -717,6 +717,35 @@ pub fn encrypt_piece(
     Ok(w.warnings)
 }
 
+/// Decrypt the top-level items of one piece of a large document on the
+/// calling thread (see `pipeline`): the values as [`decrypt_document`]
+/// decrypts them (first error in document order), then the bytes the MAC
+/// covers appended to `mac_input` (with `mac_only_encrypted` the caller
+/// feeds [`MAC_ONLY_ENCRYPTED_INIT`] first). Returns the warnings. Not for
+/// selectors that [`Selector::uses_comments`].
+pub fn decrypt_piece(
+    items: &mut Branch,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+    mac_input: &mut Zeroizing<Vec<u8>>,
+) -> Result<Vec<String>, TreeError> {
+    debug_assert!(!selector.uses_comments());
+    let mut warned = 0usize;
+    {
+        let mut w = new_walker(Mode::DecryptDeferred, selector, mac_only_encrypted, true);
+        w.walk_branch(items)?;
+        let Deferred { mut jobs, aads } = w.deferred.take().expect("created deferred");
+        for job in &mut jobs {
+            warned += usize::from(decrypt_job(cipher, job, &aads)?);
+        }
+    }
+    let mut w = new_walker(Mode::Mac, selector, mac_only_encrypted, false);
+    w.mac_input = Some(mac_input);
+    w.walk_branch(items)?;
+    Ok(vec![POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warned])
+}
+
 /// Encrypt every selected value in place; returns the MAC of the plaintext.
 pub fn encrypt_document(
     doc: &mut Document,

@@ -17,15 +17,17 @@
 //! the exact result or error.
 
 use crate::cipher::ValueCipher;
-use crate::crypt::{encrypt_piece, mac_hex, MAC_ONLY_ENCRYPTED_INIT};
+use crate::crypt::{decrypt_piece, encrypt_piece, mac_hex, MAC_ONLY_ENCRYPTED_INIT};
 use crate::metadata::{Metadata, NilList};
 use crate::policy::Selector;
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
 use crate::tree::{Branch, Item, Key};
 use sha2::{Digest, Sha512};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 use zeroize::{Zeroize, Zeroizing};
@@ -264,7 +266,11 @@ struct Assembler {
 
 impl Assembler {
     /// Take the next piece; `false` means "not piecewise after all".
-    fn accept(&mut self, done: Done) -> bool {
+    fn accept(&mut self, mut done: Done) -> bool {
+        self.accept_ref(&mut done)
+    }
+
+    fn accept_ref(&mut self, done: &mut Done) -> bool {
         for item in &done.items.0 {
             match &item.key {
                 Key::Str(k) => {
@@ -279,86 +285,40 @@ impl Assembler {
             }
         }
         self.hash.update(&done.mac_input[..]);
-        self.warnings.extend(done.warnings);
+        self.warnings.append(&mut done.warnings);
         self.printer.push(&done.items.0)
     }
 }
 
-/// Encrypt a single-document YAML file or a JSON file read from `reader`,
-/// or `None` when it does not go piecewise (see the module comment).
-pub fn encrypt<R: Read>(
-    reader: R,
-    format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
-) -> Option<EncryptedPieces> {
-    encrypt_in(reader, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
-}
-
-fn encrypt_in<R: Read>(
-    reader: R,
-    piece_bytes: usize,
-    format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
-) -> Option<EncryptedPieces> {
-    if selector.uses_comments() {
-        // Comment selectors carry state from one key to the next.
-        return None;
-    }
+/// Runs `work` on worker threads over the pieces `next_piece` yields and
+/// hands the results to `accept` on the calling thread, in order. Returns
+/// the number of pieces, or `None` when a piece could not be read, failed
+/// or was refused (pieces not started by then go to `discard`).
+fn run_pieces<P: Send, D: Send>(
+    mut next_piece: impl FnMut() -> std::io::Result<Option<P>>,
+    work: &(impl Fn(P) -> Option<D> + Sync),
+    discard: &(impl Fn(P) + Sync),
+    mut accept: impl FnMut(D) -> bool,
+) -> Option<usize> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
-    let (printer, cutter, top_keys) = match format {
-        PieceFormat::Yaml { indent } => (
-            Printer::Yaml(Box::new(DocumentStream::new(indent))),
-            Cutter::Yaml,
-            Some(HashSet::new()),
-        ),
-        PieceFormat::Json(store) => (
-            Printer::Json(ObjectStream::new(store)),
-            Cutter::Json {
-                cuts: MemberCuts::default(),
-                first: true,
-            },
-            None,
-        ),
-    };
-    let job = Job {
-        json: matches!(cutter, Cutter::Json { .. }),
-        cipher,
-        selector,
-        mac_only_encrypted,
-    };
-    let mut asm = Assembler {
-        printer,
-        hash: Sha512::new(),
-        top_keys,
-        warnings: Vec::new(),
-    };
-    if mac_only_encrypted {
-        asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
-    }
-    let mut reader = PieceReader::new(reader, cutter, piece_bytes);
     let stop = AtomicBool::new(false);
-    let (job_tx, job_rx) = mpsc::channel::<(usize, Vec<u8>)>();
+    let (job_tx, job_rx) = mpsc::channel::<(usize, P)>();
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Option<Done>)>();
-    let pieces = std::thread::scope(|s| {
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Option<D>)>();
+    std::thread::scope(|s| {
         let mut workers = 0;
         for _ in 0..threads {
-            let (job_rx, done_tx, stop, job) = (&job_rx, done_tx.clone(), &stop, &job);
+            let (job_rx, done_tx, stop) = (&job_rx, done_tx.clone(), &stop);
             let worker = move || loop {
                 let next = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((index, mut piece)) = next else { break };
+                let Ok((index, piece)) = next else { break };
                 if stop.load(Ordering::Relaxed) {
-                    piece.zeroize();
+                    discard(piece);
                     continue;
                 }
-                let done = work(piece, job);
-                if done_tx.send((index, done)).is_err() {
+                if done_tx.send((index, work(piece))).is_err() {
                     break;
                 }
             };
@@ -372,12 +332,12 @@ fn encrypt_in<R: Read>(
         let (mut read, mut accepted, mut in_flight) = (0usize, 0usize, 0usize);
         let mut eof = false;
         let mut ok = true;
-        let mut arrived: BTreeMap<usize, Option<Done>> = BTreeMap::new();
+        let mut arrived: BTreeMap<usize, Option<D>> = BTreeMap::new();
         while ok {
             while !eof && in_flight < max_in_flight {
-                match reader.next_piece() {
+                match next_piece() {
                     Ok(Some(piece)) if workers == 0 => {
-                        arrived.insert(read, work(piece, &job));
+                        arrived.insert(read, work(piece));
                         read += 1;
                         break;
                     }
@@ -409,7 +369,7 @@ fn encrypt_in<R: Read>(
             }
             while let Some(done) = arrived.remove(&accepted) {
                 accepted += 1;
-                if !done.is_some_and(|done| asm.accept(done)) {
+                if !done.is_some_and(&mut accept) {
                     ok = false;
                     break;
                 }
@@ -418,7 +378,70 @@ fn encrypt_in<R: Read>(
         stop.store(!ok, Ordering::Relaxed);
         drop(job_tx);
         ok.then_some(read)
-    })?;
+    })
+}
+
+/// Encrypt a single-document YAML file or a JSON file read from `reader`,
+/// or `None` when it does not go piecewise (see the module comment).
+pub fn encrypt<R: Read>(
+    reader: R,
+    format: PieceFormat<'_>,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+) -> Option<EncryptedPieces> {
+    encrypt_in(reader, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
+}
+
+fn encrypt_in<R: Read>(
+    reader: R,
+    piece_bytes: usize,
+    format: PieceFormat<'_>,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+) -> Option<EncryptedPieces> {
+    if selector.uses_comments() {
+        // Comment selectors carry state from one key to the next.
+        return None;
+    }
+    let (printer, cutter, top_keys) = match format {
+        PieceFormat::Yaml { indent } => (
+            Printer::Yaml(Box::new(DocumentStream::new(indent))),
+            Cutter::Yaml,
+            Some(HashSet::new()),
+        ),
+        PieceFormat::Json(store) => (
+            Printer::Json(ObjectStream::new(store)),
+            Cutter::Json {
+                cuts: MemberCuts::default(),
+                first: true,
+            },
+            None,
+        ),
+    };
+    let job = Job {
+        json: matches!(cutter, Cutter::Json { .. }),
+        cipher,
+        selector,
+        mac_only_encrypted,
+    };
+    let mut asm = Assembler {
+        printer,
+        hash: Sha512::new(),
+        top_keys,
+        warnings: Vec::new(),
+    };
+    if mac_only_encrypted {
+        asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
+    }
+    let mut reader = PieceReader::new(reader, cutter, piece_bytes);
+    let pieces = run_pieces(
+        || reader.next_piece(),
+        &|piece| work(piece, &job),
+        &|mut piece: Vec<u8>| piece.zeroize(),
+        |done| asm.accept(done),
+    )?;
     if pieces == 0 {
         return None;
     }
@@ -427,6 +450,202 @@ fn encrypt_in<R: Read>(
         mac: mac_hex(asm.hash),
         warnings: asm.warnings,
         pieces,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Decrypt
+
+/// An encrypted file split for piecewise decryption: its metadata, read
+/// first (the caller recovers the data key from it), and where the data
+/// pieces are.
+pub struct EncryptedInput<'a> {
+    input: &'a [u8],
+    json: bool,
+    /// Data pieces, as ranges of `input` (JSON: the members between
+    /// top-level commas; braces are put around them when loaded).
+    pieces: Vec<Range<usize>>,
+    pub metadata: Metadata,
+}
+
+/// The `sops` block of a metadata piece that holds nothing else.
+fn metadata_of(piece: Option<Branch>) -> Option<Metadata> {
+    let branch = piece?;
+    let [item] = &branch.0[..] else { return None };
+    if item.key.as_str() != Some("sops") {
+        return None;
+    }
+    Metadata::from_value(&item.value).ok()
+}
+
+/// Split a large encrypted YAML (single document) or JSON file whose `sops`
+/// block comes last, as sops writes it, or `None` (the whole-tree path then
+/// loads it and gives the exact result or error).
+pub fn open_encrypted(input: &[u8], json: bool) -> Option<EncryptedInput<'_>> {
+    open_encrypted_in(input, json, PIECE_BYTES)
+}
+
+fn open_encrypted_in(input: &[u8], json: bool, piece_bytes: usize) -> Option<EncryptedInput<'_>> {
+    if json {
+        open_json(input, piece_bytes)
+    } else {
+        open_yaml(input, piece_bytes)
+    }
+}
+
+fn open_yaml(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
+    // The metadata: the last line `sops:` that starts a piece.
+    let mut end = input.len();
+    let meta_at = loop {
+        let at = memchr::memmem::rfind(&input[..end], b"\nsops:")? + 1;
+        let next = input.get(at + 5).copied();
+        if matches!(next, None | Some(b'\n' | b'\r' | b' ')) && yaml::is_piece_start(input, at) {
+            break at;
+        }
+        end = at - 1;
+    };
+    let metadata = metadata_of(yaml::load_piece(&input[meta_at..]))?;
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut pos = piece_bytes;
+    while pos < meta_at {
+        let Some(nl) = memchr::memchr(b'\n', &input[pos..meta_at]) else {
+            break;
+        };
+        let line = pos + nl + 1;
+        if line < meta_at && yaml::is_piece_start(input, line) {
+            pieces.push(start..line);
+            start = line;
+            pos = line + piece_bytes;
+        } else {
+            pos = line;
+        }
+    }
+    pieces.push(start..meta_at);
+    Some(EncryptedInput {
+        input,
+        json: false,
+        pieces,
+        metadata,
+    })
+}
+
+fn open_json(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
+    // sops checks encrypted JSON strictly first; its error is the whole
+    // path's to report.
+    json::validate_strict(input).ok()?;
+    let mut cuts = MemberCuts::default();
+    let mut commas = Vec::new();
+    let mut from = 0;
+    while let (Some(comma), next) = cuts.scan(input, from, 0) {
+        commas.push(comma);
+        from = next;
+    }
+    let last = *commas.last()?;
+    let mut meta_piece = Vec::with_capacity(input.len() - last);
+    meta_piece.push(b'{');
+    meta_piece.extend_from_slice(&input[last + 1..]);
+    let metadata = metadata_of(json::load_piece(&meta_piece))?;
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for &comma in &commas {
+        if comma - start >= piece_bytes || comma == last {
+            pieces.push(start..comma);
+            start = comma + 1;
+        }
+    }
+    Some(EncryptedInput {
+        input,
+        json: true,
+        pieces,
+        metadata,
+    })
+}
+
+/// A decrypted file, to be checked against the stored MAC and written.
+pub struct DecryptedPieces {
+    /// The plaintext file, as the whole-tree path prints it.
+    pub output: Zeroizing<Vec<u8>>,
+    /// The MAC of the plaintext (uppercase hex SHA-512).
+    pub mac: String,
+    pub warnings: Vec<String>,
+}
+
+/// A decrypted piece; its plaintext is wiped however it goes.
+struct Plain(Done);
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        self.0.items.zeroize();
+    }
+}
+
+/// Decrypt the data pieces of `file` with `cipher` and print them in the
+/// file's format (`format` gives the output settings), or `None`.
+pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &ValueCipher) -> Option<DecryptedPieces> {
+    let selector = file.metadata.selectors.compile().ok()?;
+    if selector.uses_comments() || file.json != matches!(format, PieceFormat::Json(_)) {
+        return None;
+    }
+    let mac_only = file.metadata.mac_only_encrypted;
+    let mut asm = Assembler {
+        printer: match format {
+            PieceFormat::Yaml { indent } => Printer::Yaml(Box::new(DocumentStream::new(indent))),
+            PieceFormat::Json(store) => Printer::Json(ObjectStream::new(store)),
+        },
+        hash: Sha512::new(),
+        top_keys: (!file.json).then(HashSet::new),
+        warnings: Vec::new(),
+    };
+    if mac_only {
+        asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
+    }
+    if file.pieces.is_empty() {
+        return None;
+    }
+    let mut next = file.pieces.iter().cloned().enumerate();
+    let work = |(index, range): (usize, Range<usize>)| {
+        let bytes = &file.input[range];
+        let piece: Cow<[u8]> = if file.json {
+            let mut wrapped = Vec::with_capacity(bytes.len() + 2);
+            if index > 0 {
+                wrapped.push(b'{');
+            }
+            wrapped.extend_from_slice(bytes);
+            wrapped.push(b'}');
+            Cow::Owned(wrapped)
+        } else {
+            Cow::Borrowed(bytes)
+        };
+        let items = if file.json {
+            json::load_piece(&piece)?
+        } else {
+            yaml::load_piece(&piece)?
+        };
+        let mut done = Plain(Done {
+            items,
+            mac_input: Zeroizing::new(Vec::with_capacity(piece.len() / 2)),
+            warnings: Vec::new(),
+        });
+        let Done { items, mac_input, .. } = &mut done.0;
+        done.0.warnings = decrypt_piece(items, cipher, &selector, mac_only, mac_input).ok()?;
+        Some(done)
+    };
+    // Each piece's plaintext tree is wiped when `Plain` drops, printed or not.
+    run_pieces(
+        || Ok(next.next()),
+        &work,
+        &|_| {},
+        |mut plain: Plain| asm.accept_ref(&mut plain.0),
+    )?;
+    let output = Zeroizing::new(match asm.printer {
+        Printer::Yaml(p) => p.finish(),
+        Printer::Json(p) => p.finish(),
+    });
+    Some(DecryptedPieces {
+        output,
+        mac: mac_hex(asm.hash),
+        warnings: asm.warnings,
     })
 }
 
@@ -731,5 +950,117 @@ mod tests {
         for same in [format!("{{{body}\"k1\": \"again\"}}"), format!("{{{body}\"cut\": ")] {
             assert!(check_format(Format::Json, same.as_bytes(), 64, &SelectorSpec::default(), false) > 1);
         }
+    }
+
+    /// Encrypt `input` through the whole tree, then decrypt it piecewise
+    /// (pieces of about `piece_bytes`) and through the whole tree: the same
+    /// metadata, MAC and plaintext bytes. Returns the number of pieces (0:
+    /// not taken piecewise).
+    fn check_decrypt(format: Format, input: &[u8], piece_bytes: usize, spec: &SelectorSpec, mac_only: bool) -> usize {
+        let settings = StoreSettings::default();
+        let Ok(mut doc) = sopsfile::load_plain(format, &settings, input) else {
+            return 0;
+        };
+        if doc.branches.len() != 1 || sopsfile::has_metadata(format, &doc) {
+            return 0;
+        }
+        let key = DataKey::generate();
+        let mut cipher = ValueCipher::new(&key);
+        let selector = spec.compile().expect("selector");
+        let Ok(outcome) = encrypt_document(&mut doc, &cipher, &selector, mac_only) else {
+            return 0;
+        };
+        let mut meta = metadata(spec, mac_only);
+        meta.mac = cipher.encrypt_bytes(outcome.mac.as_bytes(), "str", meta.last_modified.as_bytes());
+        let Ok(encrypted) = sopsfile::emit_encrypted(format, &settings, &mut doc, &meta) else {
+            return 0;
+        };
+        let text = String::from_utf8_lossy(&encrypted);
+        let Some(file) = open_encrypted_in(&encrypted, format == Format::Json, piece_bytes) else {
+            return 0;
+        };
+        let (mut whole, whole_meta) = sopsfile::load_encrypted(format, &settings, &encrypted).expect("whole load");
+        assert_eq!(file.metadata, whole_meta, "metadata differs for {text:?}");
+        let store = JsonStore::default();
+        let piece_format = match format {
+            Format::Json => PieceFormat::Json(&store),
+            _ => PieceFormat::Yaml { indent: 4 },
+        };
+        let Some(done) = decrypt(&file, piece_format, &cipher) else {
+            return 0;
+        };
+        let reference = decrypt_document(&mut whole, &mut cipher, &selector, mac_only).expect("whole decrypt");
+        assert_eq!(done.mac, reference.mac, "MAC differs for {text:?}");
+        assert_eq!(done.mac, outcome.mac, "MAC differs from the encrypt side for {text:?}");
+        assert_eq!(done.warnings, reference.warnings, "{text:?}");
+        let expected = sopsfile::emit_plain(format, &settings, &whole).expect("emit plaintext");
+        assert_eq!(
+            String::from_utf8_lossy(&done.output),
+            String::from_utf8_lossy(&expected),
+            "plaintext differs for {text:?}"
+        );
+        file.pieces.len()
+    }
+
+    #[test]
+    fn decrypt_matches_the_whole_tree_path() {
+        let default = SelectorSpec::default();
+        let regex = SelectorSpec {
+            encrypted_regex: "^k[0-3]".into(),
+            ..Default::default()
+        };
+        let mut multi = 0;
+        for (format, ext) in [(Format::Yaml, "yaml"), (Format::Json, "json")] {
+            for (_, data) in corpus_files(ext) {
+                for piece_bytes in [1, 100, 1000] {
+                    multi += usize::from(check_decrypt(format, &data, piece_bytes, &default, false) > 1);
+                }
+            }
+        }
+        let mut rng = Rng(0xD1CE_5EED_0000_0042);
+        for i in 0..400 {
+            let (spec, mac_only) = if i % 3 == 0 { (&regex, true) } else { (&default, false) };
+            let yaml = generated_document(&mut rng, i, 6);
+            multi += usize::from(check_decrypt(Format::Yaml, yaml.as_bytes(), 1 + i % 300, spec, mac_only) > 1);
+            let mut json = String::new();
+            gen_object(&mut rng, &mut json, 0, 12);
+            multi += usize::from(check_decrypt(Format::Json, json.as_bytes(), 1 + i % 300, spec, mac_only) > 1);
+        }
+        assert!(multi > 300, "only {multi} inputs went through in several pieces");
+    }
+
+    /// Encrypted files the piecewise path must leave to the whole-tree path.
+    #[test]
+    fn unusual_encrypted_files_are_left_to_the_whole_tree_path() {
+        let settings = StoreSettings::default();
+        let key = DataKey::generate();
+        let cipher = ValueCipher::new(&key);
+        let body: String = (0..100).map(|i| format!("k{i}: v{i}\n")).collect();
+        let mut doc = sopsfile::load_plain(Format::Yaml, &settings, body.as_bytes()).expect("load");
+        let selector = SelectorSpec::default().compile().expect("selector");
+        encrypt_document(&mut doc, &cipher, &selector, false).expect("encrypt");
+        let meta = metadata(&SelectorSpec::default(), false);
+        let enc = String::from_utf8(sopsfile::emit_encrypted(Format::Yaml, &settings, &mut doc, &meta).expect("emit"))
+            .expect("utf-8");
+        let (data, sops) = enc.split_at(enc.find("\nsops:").expect("metadata") + 1);
+        let cases = [
+            format!("{data}# trailing comment\n{sops}"),
+            format!("{sops}{data}"),
+            format!("{data}{sops}# after\n"),
+            format!("{data}k3: again\n{sops}"),
+            format!("{data}sops: 1\n{sops}"),
+            format!("{data}---\nx: 1\n{sops}"),
+            data.to_string(),
+        ];
+        for case in &cases {
+            let taken = open_encrypted_in(case.as_bytes(), false, 64)
+                .and_then(|file| decrypt(&file, PieceFormat::Yaml { indent: 4 }, &cipher));
+            assert!(taken.is_none(), "taken piecewise: {case:?}");
+        }
+        // A wrong key: the first failing value stops it.
+        let file = open_encrypted_in(enc.as_bytes(), false, 64).expect("splits");
+        let other = ValueCipher::new(&DataKey::generate());
+        assert!(decrypt(&file, PieceFormat::Yaml { indent: 4 }, &other).is_none());
+        assert!(decrypt(&file, PieceFormat::Yaml { indent: 4 }, &cipher).is_some());
     }
 }

@@ -366,6 +366,90 @@ fn large_json_encrypt_errors_match_sops() {
     }
 }
 
+/// Flip one base64 character of the `data:` field of the last `ENC[` that
+/// follows `marker`.
+fn tamper_last(file: &str, marker: &str) -> String {
+    let at = file.rfind(marker).expect("marker present") + marker.len();
+    let data = at + file[at..].find("data:").expect("an ENC value follows") + "data:".len();
+    let mut bytes = file.as_bytes().to_vec();
+    bytes[data] = if bytes[data] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Large encrypted files are decrypted piece by piece; damage late in the
+/// file must give the error sops gives and no plaintext, and --ignore-mac
+/// must behave the same.
+#[test]
+fn large_file_decrypt_errors_match_sops() {
+    let s = Scratch::new();
+    let r = s.recipient.clone();
+    let yaml: String = (0..6000)
+        .map(|i| format!("entry{i}:\n    user: u{i}\n    password: {SECRET}{i}\n"))
+        .collect();
+    let json = format!(
+        "{{{}}}",
+        (0..6000)
+            .map(|i| format!("\"entry{i}\": {{\"user\": \"u{i}\", \"password\": \"{SECRET}{i}\"}}"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    for (ext, plain) in [("yaml", yaml), ("json", json)] {
+        let f = s.write(&format!("big.{ext}"), plain.as_bytes());
+        let enc = text(&ok(
+            &s.sops(&["encrypt", "--age", &r, f.to_str().unwrap()]),
+            "sops encrypt",
+        ));
+        assert!(enc.len() > 300 * 1024, "large enough to go piecewise");
+        let (last_user, sops_key) = if ext == "yaml" {
+            ("user:", "\nsops:")
+        } else {
+            ("\"user\":", "\n\t\"sops\":")
+        };
+        // Remove the last user entry: every value still decrypts, the MAC differs.
+        let user_at = enc.rfind(last_user).unwrap();
+        let value_end = user_at + enc[user_at..].find(']').unwrap() + 1;
+        let removed = if ext == "yaml" {
+            let line_start = enc[..user_at].rfind('\n').unwrap();
+            format!("{}{}", &enc[..line_start], &enc[value_end..])
+        } else {
+            let value_end = value_end + enc[value_end..].find(',').unwrap() + 1;
+            format!("{}{}", &enc[..user_at], &enc[value_end..].trim_start())
+        };
+        let sops_at = enc.rfind(sops_key).unwrap() + 1;
+        let broken = if ext == "yaml" {
+            format!("{}broken: [x\n{}", &enc[..sops_at], &enc[sops_at..])
+        } else {
+            format!("{}\"broken\": [,\n{}", &enc[..sops_at], &enc[sops_at..])
+        };
+        let cases = [
+            ("late tampered value", tamper_last(&enc, "password")),
+            ("tampered MAC", tamper_last(&enc, "mac")),
+            ("late entry removed", removed.clone()),
+            ("late syntax error", broken),
+            ("trailing garbage", format!("{enc}x")),
+        ];
+        for (what, content) in &cases {
+            let what = format!("{ext}: {what}");
+            let f = s.write(&format!("bad.{ext}"), content.as_bytes());
+            let out = both_fail_alike(&s, &["decrypt", f.to_str().unwrap()], &what);
+            assert!(out.stdout.is_empty(), "{what}: output before the error");
+            if what.ends_with("tampered value") {
+                // rsops names the value (sops does not).
+                let err = text(&out.stderr);
+                assert!(err.contains("entry5999") && err.contains("password"), "{what}: {err}");
+            }
+        }
+        // --ignore-mac: both print the same plaintext of the altered file.
+        let f = s.write(&format!("removed.{ext}"), removed.as_bytes());
+        let args = ["decrypt", "--ignore-mac", f.to_str().unwrap()];
+        assert_eq!(text(&ok(&s.rsops(&args), "rsops")), text(&ok(&s.sops(&args), "sops")));
+        // And the intact file decrypts to what sops prints.
+        let f = s.write(&format!("good.{ext}"), enc.as_bytes());
+        let args = ["decrypt", f.to_str().unwrap()];
+        assert_eq!(text(&ok(&s.rsops(&args), "rsops")), text(&ok(&s.sops(&args), "sops")));
+    }
+}
+
 #[test]
 fn decrypt_errors_match_sops_exit_codes() {
     let s = Scratch::new();

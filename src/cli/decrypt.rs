@@ -1,11 +1,14 @@
 //! `decrypt` (and legacy `-d`): sops file in, plaintext out.
 
 use crate::cli::common::{self, codes, CliError, CliResult, Destination};
-use rsops::cipher::ValueCipher;
+use rsops::cipher::{DataKey, ValueCipher};
 use rsops::crypt::decrypt_document;
 use rsops::keys::{recover_data_key, Keyring};
 use rsops::metadata::Metadata;
+use rsops::pipeline;
 use rsops::sopsfile::{self, LoadError, StoreSettings};
+use rsops::stores::json::JsonStore;
+use rsops::stores::yaml::YamlStore;
 use rsops::stores::Format;
 use rsops::timefmt::Timestamp;
 use rsops::tree::{Document, Value};
@@ -43,7 +46,26 @@ pub fn open_encrypted(
     ignore_mac: bool,
     keep_ivs: bool,
 ) -> CliResult<Opened> {
-    let (mut doc, metadata) = sopsfile::load_encrypted(format, settings, input).map_err(|e| match e {
+    let keys = KeySource { keyring, order };
+    open_with(input, format, settings, keys, None, ignore_mac, keep_ivs)
+}
+
+/// Where the data key comes from.
+#[derive(Clone, Copy)]
+struct KeySource<'a> {
+    keyring: &'a Keyring,
+    order: &'a [String],
+}
+
+impl KeySource<'_> {
+    fn recover(&self, metadata: &Metadata) -> CliResult<DataKey> {
+        recover_data_key(metadata, self.keyring, self.order)
+            .map_err(|e| CliError::new(codes::COULD_NOT_RETRIEVE_KEY, e.to_string()))
+    }
+}
+
+fn load_error(e: LoadError, format: Format) -> CliError {
+    match e {
         LoadError::Parse(e) => CliError::new(
             codes::GENERIC,
             format!(
@@ -53,9 +75,24 @@ pub fn open_encrypted(
         ),
         LoadError::Metadata(e) => CliError::new(codes::GENERIC, e.to_string())
             .hint("this file does not look like a sops-encrypted file; check --input-type, or encrypt it first"),
-    })?;
-    let key = recover_data_key(&metadata, keyring, order)
-        .map_err(|e| CliError::new(codes::COULD_NOT_RETRIEVE_KEY, e.to_string()))?;
+    }
+}
+
+/// [`open_encrypted`], with the data key already recovered if `known_key`.
+fn open_with(
+    input: &[u8],
+    format: Format,
+    settings: &StoreSettings,
+    keys: KeySource<'_>,
+    known_key: Option<DataKey>,
+    ignore_mac: bool,
+    keep_ivs: bool,
+) -> CliResult<Opened> {
+    let (mut doc, metadata) = sopsfile::load_encrypted(format, settings, input).map_err(|e| load_error(e, format))?;
+    let key = match known_key {
+        Some(key) => key,
+        None => keys.recover(&metadata)?,
+    };
     let mut cipher = ValueCipher::new(&key);
     if keep_ivs {
         cipher = cipher.with_stash();
@@ -130,7 +167,43 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
     let (in_format, out_format) = common::formats(&name, req.input_type.as_deref(), req.output_type.as_deref());
     let input = common::read_input(req.file.as_deref())?;
     let keyring = common::keyring_from_env();
-    let opened = open_encrypted(&input, in_format, &settings, &keyring, &order, req.ignore_mac, false)?;
+    let keys = KeySource {
+        keyring: &keyring,
+        order: &order,
+    };
+    let dest = match (&req.output, req.in_place, &req.file) {
+        (Some(o), _, _) => Destination::File(o),
+        (None, true, Some(f)) => Destination::File(f),
+        _ => Destination::Stdout,
+    };
+
+    // Large YAML and JSON files go piece by piece (whole files only).
+    let mut known_key = None;
+    let piecewise = extract.is_empty() && in_format == out_format && input.len() as u64 >= pipeline::MIN_BYTES;
+    if let Some(file) = piecewise.then(|| open_piecewise(&input, in_format)).flatten() {
+        let key = match keys.recover(&file.metadata) {
+            Ok(key) => key,
+            Err(e) => {
+                // The whole-tree path loads the file first: its load error
+                // comes before the key error.
+                sopsfile::load_encrypted(in_format, &settings, &input).map_err(|e| load_error(e, in_format))?;
+                return Err(e);
+            }
+        };
+        let mut cipher = ValueCipher::new(&key);
+        if let Some(done) = decrypt_piecewise(&file, in_format, &settings, &cipher) {
+            for w in &done.warnings {
+                common::warn(w);
+            }
+            if !req.ignore_mac {
+                verify_mac(&file.metadata, &mut cipher, &done.mac)?;
+            }
+            return common::write_output(dest, &done.output);
+        }
+        known_key = Some(key);
+    }
+
+    let opened = open_with(&input, in_format, &settings, keys, known_key, req.ignore_mac, false)?;
     drop(input);
 
     let dump_err = |e: rsops::stores::StoreError| {
@@ -140,11 +213,6 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
                 err.hint("the output format is taken from the file extension; pass --output-type yaml|json|dotenv|ini");
         }
         err
-    };
-    let dest = match (&req.output, req.in_place, &req.file) {
-        (Some(o), _, _) => Destination::File(o),
-        (None, true, Some(f)) => Destination::File(f),
-        _ => Destination::Stdout,
     };
     if extract.is_empty() {
         let result = common::write_streamed(
@@ -190,4 +258,32 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
     };
     let out = zeroize::Zeroizing::new(out);
     common::write_output(dest, &out)
+}
+
+/// A large encrypted YAML or JSON file split for [`pipeline::decrypt`].
+fn open_piecewise(input: &[u8], format: Format) -> Option<pipeline::EncryptedInput<'_>> {
+    match format {
+        Format::Yaml => pipeline::open_encrypted(input, false),
+        Format::Json => pipeline::open_encrypted(input, true),
+        _ => None,
+    }
+}
+
+fn decrypt_piecewise(
+    file: &pipeline::EncryptedInput<'_>,
+    format: Format,
+    settings: &StoreSettings,
+    cipher: &ValueCipher,
+) -> Option<pipeline::DecryptedPieces> {
+    match format {
+        Format::Yaml => {
+            let indent = YamlStore::new(settings.yaml_indent).ok()?.indent;
+            pipeline::decrypt(file, pipeline::PieceFormat::Yaml { indent }, cipher)
+        }
+        Format::Json => {
+            let store = JsonStore::new(settings.json_indent).ok()?;
+            pipeline::decrypt(file, pipeline::PieceFormat::Json(&store), cipher)
+        }
+        _ => None,
+    }
 }
