@@ -120,7 +120,7 @@ struct Walker<'c, 's, 't> {
     hash: Sha512,
     /// When set, the bytes the MAC covers are appended here instead of
     /// hashed ([`encrypt_piece`]: the caller hashes the pieces in order).
-    mac_input: Option<&'t mut Zeroizing<Vec<u8>>>,
+    mac_input: Option<&'t mut Vec<u8>>,
     /// AAD of the current position: `k1:k2:` (list indices are not part of it).
     path: String,
     /// Number of path components that match the key selector.
@@ -708,7 +708,7 @@ pub fn encrypt_piece(
     cipher: &ValueCipher,
     selector: &Selector,
     mac_only_encrypted: bool,
-    mac_input: &mut Zeroizing<Vec<u8>>,
+    mac_input: &mut Vec<u8>,
 ) -> Result<Vec<String>, TreeError> {
     debug_assert!(!selector.uses_comments());
     let mut w = new_walker(Mode::Encrypt(cipher), selector, mac_only_encrypted, false);
@@ -728,7 +728,7 @@ pub fn decrypt_piece(
     cipher: &ValueCipher,
     selector: &Selector,
     mac_only_encrypted: bool,
-    mac_input: &mut Zeroizing<Vec<u8>>,
+    mac_input: &mut Vec<u8>,
 ) -> Result<Vec<String>, TreeError> {
     debug_assert!(!selector.uses_comments());
     let mut warned = 0usize;

@@ -22,7 +22,7 @@ use crate::metadata::{Metadata, NilList};
 use crate::policy::Selector;
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
-use crate::tree::{Branch, Item, Key};
+use crate::tree::{Branch, Item, Key, WipedBytes};
 use sha2::{Digest, Sha512};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -30,7 +30,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 /// Smaller files take the whole-tree path (threads would cost more than
 /// they save).
@@ -56,6 +56,24 @@ enum Printer {
 }
 
 impl Printer {
+    fn new(format: PieceFormat<'_>) -> Printer {
+        match format {
+            PieceFormat::Yaml { indent } => Printer::Yaml(Box::new(DocumentStream::new(indent))),
+            PieceFormat::Json(store) => Printer::Json(ObjectStream::new(store)),
+        }
+    }
+
+    /// Room for an output of about `bytes`, taken at once: growing a large
+    /// buffer step by step may copy it and keep both copies resident. Only
+    /// address space until written; skipped if even that is refused.
+    fn reserve(&mut self, bytes: usize) {
+        let out = match self {
+            Printer::Yaml(p) => p.output(),
+            Printer::Json(p) => p.output(),
+        };
+        let _ = out.try_reserve(bytes);
+    }
+
     fn push(&mut self, items: &[Item]) -> bool {
         match self {
             Printer::Yaml(p) => {
@@ -216,7 +234,7 @@ impl<R> Drop for PieceReader<R> {
 /// A piece parsed and encrypted by a worker.
 struct Done {
     items: Branch,
-    mac_input: Zeroizing<Vec<u8>>,
+    mac_input: WipedBytes,
     warnings: Vec<String>,
 }
 
@@ -239,7 +257,7 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
     // leaves the next piece's first bytes in the spare capacity).
     piece.zeroize();
     let mut items = loaded?;
-    let mut mac_input = Zeroizing::new(Vec::with_capacity(mac_capacity));
+    let mut mac_input = WipedBytes::with_capacity(mac_capacity);
     let warnings = encrypt_piece(
         &mut items,
         job.cipher,
@@ -291,10 +309,12 @@ impl Assembler {
 }
 
 /// Runs `work` on worker threads over the pieces `next_piece` yields and
-/// hands the results to `accept` on the calling thread, in order. Returns
+/// hands the results to `accept` on the calling thread, in order, with at
+/// most `ahead` pieces more than workers in flight. Returns
 /// the number of pieces, or `None` when a piece could not be read, failed
 /// or was refused (pieces not started by then go to `discard`).
 fn run_pieces<P: Send, D: Send>(
+    ahead: usize,
     mut next_piece: impl FnMut() -> std::io::Result<Option<P>>,
     work: &(impl Fn(P) -> Option<D> + Sync),
     discard: &(impl Fn(P) + Sync),
@@ -328,7 +348,7 @@ fn run_pieces<P: Send, D: Send>(
         drop(done_tx);
         // Enough pieces in flight to keep every worker busy while this
         // thread prints; few enough that memory stays bounded.
-        let max_in_flight = 2 * workers + 1;
+        let max_in_flight = workers + ahead;
         let (mut read, mut accepted, mut in_flight) = (0usize, 0usize, 0usize);
         let mut eof = false;
         let mut ok = true;
@@ -383,19 +403,24 @@ fn run_pieces<P: Send, D: Send>(
 
 /// Encrypt a single-document YAML file or a JSON file read from `reader`,
 /// or `None` when it does not go piecewise (see the module comment).
+/// `input_len` (the file's size, if known) sizes the output buffer.
 pub fn encrypt<R: Read>(
     reader: R,
+    input_len: u64,
     format: PieceFormat<'_>,
     cipher: &ValueCipher,
     selector: &Selector,
     mac_only_encrypted: bool,
 ) -> Option<EncryptedPieces> {
-    encrypt_in(reader, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
+    // Ciphertext in base64 plus the `ENC[…]` fields: under 3× the input.
+    let hint = usize::try_from(input_len).unwrap_or(0).saturating_mul(3);
+    encrypt_in(reader, PIECE_BYTES, hint, format, cipher, selector, mac_only_encrypted)
 }
 
 fn encrypt_in<R: Read>(
     reader: R,
     piece_bytes: usize,
+    output_hint: usize,
     format: PieceFormat<'_>,
     cipher: &ValueCipher,
     selector: &Selector,
@@ -405,14 +430,9 @@ fn encrypt_in<R: Read>(
         // Comment selectors carry state from one key to the next.
         return None;
     }
-    let (printer, cutter, top_keys) = match format {
-        PieceFormat::Yaml { indent } => (
-            Printer::Yaml(Box::new(DocumentStream::new(indent))),
-            Cutter::Yaml,
-            Some(HashSet::new()),
-        ),
-        PieceFormat::Json(store) => (
-            Printer::Json(ObjectStream::new(store)),
+    let (cutter, top_keys) = match format {
+        PieceFormat::Yaml { .. } => (Cutter::Yaml, Some(HashSet::new())),
+        PieceFormat::Json(_) => (
             Cutter::Json {
                 cuts: MemberCuts::default(),
                 first: true,
@@ -420,6 +440,8 @@ fn encrypt_in<R: Read>(
             None,
         ),
     };
+    let mut printer = Printer::new(format);
+    printer.reserve(output_hint);
     let job = Job {
         json: matches!(cutter, Cutter::Json { .. }),
         cipher,
@@ -436,7 +458,10 @@ fn encrypt_in<R: Read>(
         asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
     }
     let mut reader = PieceReader::new(reader, cutter, piece_bytes);
+    // One piece ahead: the output is held in memory, so the pieces in
+    // flight are what keeps encrypt within 4× the input (about 3.7× here).
     let pieces = run_pieces(
+        1,
         || reader.next_piece(),
         &|piece| work(piece, &job),
         &|mut piece: Vec<u8>| piece.zeroize(),
@@ -462,10 +487,67 @@ fn encrypt_in<R: Read>(
 pub struct EncryptedInput<'a> {
     input: &'a [u8],
     json: bool,
-    /// Data pieces, as ranges of `input` (JSON: the members between
-    /// top-level commas; braces are put around them when loaded).
-    pieces: Vec<Range<usize>>,
+    /// Where the data ends and the metadata piece starts (JSON: the
+    /// top-level comma before it).
+    data_end: usize,
+    piece_bytes: usize,
     pub metadata: Metadata,
+}
+
+/// Cuts the data of an [`EncryptedInput`] into pieces as they are asked
+/// for, so that workers start at once.
+struct DataCuts<'f, 'a> {
+    file: &'f EncryptedInput<'a>,
+    start: usize,
+    /// JSON: the lexical state and where its scan resumes.
+    members: MemberCuts,
+    scanned: usize,
+    done: bool,
+}
+
+impl DataCuts<'_, '_> {
+    /// The next data piece as a range of the input (JSON: the members
+    /// between top-level commas; braces are put around them when loaded).
+    /// An error means the JSON scan does not see the metadata where it was
+    /// found: not piecewise.
+    fn next_range(&mut self) -> std::io::Result<Option<Range<usize>>> {
+        let EncryptedInput {
+            input,
+            data_end,
+            piece_bytes,
+            json,
+            ..
+        } = *self.file;
+        if self.done {
+            return Ok(None);
+        }
+        let start = self.start;
+        if json {
+            let min_cut = (start + piece_bytes).min(data_end);
+            let (cut, next) = self.members.scan(&input[..=data_end], self.scanned, min_cut);
+            let Some(cut) = cut else {
+                return Err(std::io::Error::other("the metadata is not a top-level member"));
+            };
+            self.scanned = next;
+            self.start = cut + 1;
+            self.done = cut == data_end;
+            return Ok(Some(start..cut));
+        }
+        let mut pos = start + piece_bytes;
+        while pos < data_end {
+            let Some(nl) = memchr::memchr(b'\n', &input[pos..data_end]) else {
+                break;
+            };
+            let line = pos + nl + 1;
+            if line < data_end && yaml::is_piece_start(input, line) {
+                self.start = line;
+                return Ok(Some(start..line));
+            }
+            pos = line;
+        }
+        self.done = true;
+        Ok(Some(start..data_end))
+    }
 }
 
 /// The `sops` block of a metadata piece that holds nothing else.
@@ -505,59 +587,37 @@ fn open_yaml(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
         end = at - 1;
     };
     let metadata = metadata_of(yaml::load_piece(&input[meta_at..]))?;
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let mut pos = piece_bytes;
-    while pos < meta_at {
-        let Some(nl) = memchr::memchr(b'\n', &input[pos..meta_at]) else {
-            break;
-        };
-        let line = pos + nl + 1;
-        if line < meta_at && yaml::is_piece_start(input, line) {
-            pieces.push(start..line);
-            start = line;
-            pos = line + piece_bytes;
-        } else {
-            pos = line;
-        }
-    }
-    pieces.push(start..meta_at);
     Some(EncryptedInput {
         input,
         json: false,
-        pieces,
+        data_end: meta_at,
+        piece_bytes,
         metadata,
     })
 }
 
 fn open_json(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
-    // sops checks encrypted JSON strictly first; its error is the whole
-    // path's to report.
-    json::validate_strict(input).ok()?;
-    let mut cuts = MemberCuts::default();
-    let mut commas = Vec::new();
-    let mut from = 0;
-    while let (Some(comma), next) = cuts.scan(input, from, 0) {
-        commas.push(comma);
-        from = next;
-    }
-    let last = *commas.last()?;
-    let mut meta_piece = Vec::with_capacity(input.len() - last);
-    meta_piece.push(b'{');
-    meta_piece.extend_from_slice(&input[last + 1..]);
-    let metadata = metadata_of(json::load_piece(&meta_piece))?;
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for &comma in &commas {
-        if comma - start >= piece_bytes || comma == last {
-            pieces.push(start..comma);
-            start = comma + 1;
+    // The metadata: the last `"sops"` key directly after a comma. The scan
+    // of the data confirms that comma is a top-level one (`DataCuts`), and
+    // sops's strict check of the whole file runs beside the pieces.
+    let mut end = input.len();
+    let last_comma = loop {
+        let at = memchr::memmem::rfind(&input[..end], b"\"sops\"")?;
+        let before = input[..at].iter().rposition(|b| !b" \t\r\n".contains(b))?;
+        if input[before] == b',' {
+            break before;
         }
-    }
+        end = at;
+    };
+    let mut meta_piece = Vec::with_capacity(input.len() - last_comma);
+    meta_piece.push(b'{');
+    meta_piece.extend_from_slice(&input[last_comma + 1..]);
+    let metadata = metadata_of(json::load_piece(&meta_piece))?;
     Some(EncryptedInput {
         input,
         json: true,
-        pieces,
+        data_end: last_comma,
+        piece_bytes,
         metadata,
     })
 }
@@ -565,10 +625,12 @@ fn open_json(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
 /// A decrypted file, to be checked against the stored MAC and written.
 pub struct DecryptedPieces {
     /// The plaintext file, as the whole-tree path prints it.
-    pub output: Zeroizing<Vec<u8>>,
+    pub output: WipedBytes,
     /// The MAC of the plaintext (uppercase hex SHA-512).
     pub mac: String,
     pub warnings: Vec<String>,
+    /// How many pieces the data was cut into.
+    pub pieces: usize,
 }
 
 /// A decrypted piece; its plaintext is wiped however it goes.
@@ -589,10 +651,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     }
     let mac_only = file.metadata.mac_only_encrypted;
     let mut asm = Assembler {
-        printer: match format {
-            PieceFormat::Yaml { indent } => Printer::Yaml(Box::new(DocumentStream::new(indent))),
-            PieceFormat::Json(store) => Printer::Json(ObjectStream::new(store)),
-        },
+        printer: Printer::new(format),
         hash: Sha512::new(),
         top_keys: (!file.json).then(HashSet::new),
         warnings: Vec::new(),
@@ -600,10 +659,21 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     if mac_only {
         asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
     }
-    if file.pieces.is_empty() {
-        return None;
-    }
-    let mut next = file.pieces.iter().cloned().enumerate();
+    // Plaintext is under half the encrypted size.
+    asm.printer.reserve(file.input.len() / 2);
+    let mut cuts = DataCuts {
+        file,
+        start: 0,
+        members: MemberCuts::default(),
+        scanned: 0,
+        done: false,
+    };
+    let mut index = 0;
+    let mut next = || {
+        let range = cuts.next_range()?;
+        index += 1;
+        Ok(range.map(|r| (index - 1, r)))
+    };
     let work = |(index, range): (usize, Range<usize>)| {
         let bytes = &file.input[range];
         let piece: Cow<[u8]> = if file.json {
@@ -624,7 +694,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         };
         let mut done = Plain(Done {
             items,
-            mac_input: Zeroizing::new(Vec::with_capacity(piece.len() / 2)),
+            mac_input: WipedBytes::with_capacity(piece.len() / 2),
             warnings: Vec::new(),
         });
         let Done { items, mac_input, .. } = &mut done.0;
@@ -632,13 +702,21 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         Some(done)
     };
     // Each piece's plaintext tree is wiped when `Plain` drops, printed or not.
-    run_pieces(
-        || Ok(next.next()),
-        &work,
-        &|_| {},
-        |mut plain: Plain| asm.accept_ref(&mut plain.0),
-    )?;
-    let output = Zeroizing::new(match asm.printer {
+    let pieces = std::thread::scope(|s| {
+        // sops checks encrypted JSON strictly before anything else; its
+        // error is the whole-tree path's to report.
+        let strict = || !file.json || json::validate_strict(file.input).is_ok();
+        let validation = std::thread::Builder::new().spawn_scoped(s, strict);
+        let pieces = run_pieces(3, &mut next, &work, &|_| {}, |mut plain: Plain| {
+            asm.accept_ref(&mut plain.0)
+        });
+        let valid = match validation {
+            Ok(h) => h.join().unwrap_or(false),
+            Err(_) => strict(),
+        };
+        pieces.filter(|_| valid)
+    })?;
+    let output = WipedBytes(match asm.printer {
         Printer::Yaml(p) => p.finish(),
         Printer::Json(p) => p.finish(),
     });
@@ -646,6 +724,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         output,
         mac: mac_hex(asm.hash),
         warnings: asm.warnings,
+        pieces,
     })
 }
 
@@ -684,6 +763,7 @@ mod tests {
         encrypt_in(
             input,
             piece_bytes,
+            1 << 20,
             PieceFormat::Yaml { indent: 4 },
             cipher,
             selector,
@@ -716,7 +796,7 @@ mod tests {
             Format::Json => PieceFormat::Json(&store),
             _ => PieceFormat::Yaml { indent: 4 },
         };
-        let Some(done) = encrypt_in(input, piece_bytes, piece_format, &cipher, &selector, mac_only) else {
+        let Some(done) = encrypt_in(input, piece_bytes, 0, piece_format, &cipher, &selector, mac_only) else {
             return 0;
         };
         let text = String::from_utf8_lossy(input);
@@ -937,6 +1017,7 @@ mod tests {
             let got = encrypt_in(
                 case.as_bytes(),
                 64,
+                0,
                 PieceFormat::Json(&store),
                 &cipher,
                 &selector,
@@ -999,7 +1080,7 @@ mod tests {
             String::from_utf8_lossy(&expected),
             "plaintext differs for {text:?}"
         );
-        file.pieces.len()
+        done.pieces
     }
 
     #[test]
@@ -1057,6 +1138,20 @@ mod tests {
                 .and_then(|file| decrypt(&file, PieceFormat::Yaml { indent: 4 }, &cipher));
             assert!(taken.is_none(), "taken piecewise: {case:?}");
         }
+        // JSON: trailing bytes (sops's strict check fails) and a second
+        // `sops` member.
+        let mut doc = sopsfile::load_plain(Format::Json, &settings, b"{\"a\": 1, \"b\": [2, \"x\"]}").expect("load");
+        encrypt_document(&mut doc, &cipher, &selector, false).expect("encrypt");
+        let json = String::from_utf8(sopsfile::emit_encrypted(Format::Json, &settings, &mut doc, &meta).expect("emit"))
+            .expect("utf-8");
+        let store = JsonStore::default();
+        let json_ok = |case: &str| {
+            open_encrypted_in(case.as_bytes(), true, 8)
+                .and_then(|file| decrypt(&file, PieceFormat::Json(&store), &cipher))
+        };
+        assert!(json_ok(&json).is_some_and(|d| d.pieces > 1));
+        assert!(json_ok(&format!("{json}x")).is_none());
+        assert!(json_ok(&json.replacen("{", "{\"sops\": 1, ", 1)).is_none());
         // A wrong key: the first failing value stops it.
         let file = open_encrypted_in(enc.as_bytes(), false, 64).expect("splits");
         let other = ValueCipher::new(&DataKey::generate());

@@ -187,6 +187,36 @@ pub fn wipe_vec(v: &mut Vec<u8>) {
     v.clear();
 }
 
+/// A byte buffer that may hold plaintext, wiped with [`wipe_vec`] (one
+/// memset over the whole allocation) when dropped.
+#[derive(Default)]
+pub struct WipedBytes(pub Vec<u8>);
+
+impl WipedBytes {
+    pub fn with_capacity(n: usize) -> WipedBytes {
+        WipedBytes(Vec::with_capacity(n))
+    }
+}
+
+impl Drop for WipedBytes {
+    fn drop(&mut self) {
+        wipe_vec(&mut self.0);
+    }
+}
+
+impl std::ops::Deref for WipedBytes {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WipedBytes {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
 /// [`wipe_vec`] for a string (zero bytes are valid UTF-8).
 pub fn wipe_string(s: &mut String) {
     let mut bytes = std::mem::take(s).into_bytes();

@@ -12,6 +12,7 @@ use rsops::metadata::KeyGroup;
 use rsops::policy::SelectorSpec;
 use rsops::sopsfile::StoreSettings;
 use rsops::stores::Format;
+use rsops::tree::WipedBytes;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -311,8 +312,8 @@ pub fn decryption_order(s: &Option<String>) -> CliResult<Vec<String>> {
 }
 
 /// Read the input file, or stdin when `file` is `None`.
-pub fn read_input(file: Option<&Path>) -> CliResult<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::new());
+pub fn read_input(file: Option<&Path>) -> CliResult<WipedBytes> {
+    let mut buf = WipedBytes::default();
     match file {
         Some(p) => {
             let bytes = std::fs::read(p).map_err(|e| {
@@ -321,7 +322,7 @@ pub fn read_input(file: Option<&Path>) -> CliResult<Zeroizing<Vec<u8>>> {
                     format!("Error reading file {}: {}", p.display(), e),
                 )
             })?;
-            *buf = bytes;
+            buf.0 = bytes;
         }
         None => {
             std::io::stdin().read_to_end(&mut buf).map_err(|e| {

@@ -227,16 +227,17 @@ fn encrypt_piecewise(
     mac_only_encrypted: bool,
 ) -> Option<pipeline::EncryptedPieces> {
     let reader = std::fs::File::open(file).ok()?;
+    let len = reader.metadata().map_or(0, |m| m.len());
     match format {
         Format::Yaml => {
             let indent = YamlStore::new(settings.yaml_indent).ok()?.indent;
             let format = pipeline::PieceFormat::Yaml { indent };
-            pipeline::encrypt(reader, format, cipher, selector, mac_only_encrypted)
+            pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
         }
         Format::Json => {
             let store = JsonStore::new(settings.json_indent).ok()?;
             let format = pipeline::PieceFormat::Json(&store);
-            pipeline::encrypt(reader, format, cipher, selector, mac_only_encrypted)
+            pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
         }
         _ => None,
     }

@@ -1066,6 +1066,11 @@ impl ObjectStream {
         Ok(())
     }
 
+    /// The output printed so far.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
     /// Close the object: the whole output.
     pub fn finish(mut self) -> Vec<u8> {
         if !self.empty {
