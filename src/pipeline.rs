@@ -1,20 +1,27 @@
-//! Large YAML and JSON files encrypted piece by piece, so that reading,
-//! parsing, encrypting and printing overlap on all cores and the whole
-//! plaintext tree never exists at once.
+//! Large YAML and JSON files encrypted and decrypted piece by piece, so
+//! that parsing, the cipher work and printing overlap on all cores and the
+//! whole plaintext tree never exists at once.
 //!
-//! The input is read in chunks and cut between top-level keys: for YAML
-//! before the lines [`yaml::is_piece_start`] allows (the cuts the parallel
-//! load uses), for JSON at the commas between top-level members
+//! Encrypt: the input is read in chunks and cut between top-level keys: for
+//! YAML before the lines [`yaml::is_piece_start`] allows (the cuts the
+//! parallel load uses), for JSON at the commas between top-level members
 //! ([`json::MemberCuts`]). Worker threads parse each piece and encrypt its
 //! values; the calling thread takes the pieces in document order, hashes
 //! their MAC input, checks the top-level keys across pieces and prints them
 //! into one output buffer ([`DocumentStream`], [`ObjectStream`]), which
-//! gives the bytes the whole-tree path prints. Nothing is written anywhere
-//! until the whole input went through, so anything unusual (a piece the
-//! streaming loader leaves to the reference load, a syntax error, a `sops`
-//! or, in YAML, repeated top-level key, a non-string key, a read error)
-//! just returns `None` and the caller runs the ordinary path, which gives
-//! the exact result or error.
+//! gives the bytes the whole-tree path prints.
+//!
+//! Decrypt: the `sops` block, which sops writes last, is found and read
+//! first ([`open_encrypted`]) so the caller can recover the data key; the
+//! data before it then goes through the same machinery with decryption,
+//! and the caller checks the MAC before writing anything.
+//!
+//! Nothing is written anywhere until the whole input went through, so
+//! anything unusual (a piece the streaming loader leaves to the reference
+//! load, a syntax error, a `sops` or, in YAML, repeated top-level key, a
+//! non-string key, a value that does not decrypt, a read error) just
+//! returns `None` and the caller runs the ordinary path, which gives the
+//! exact result or error.
 
 use crate::cipher::ValueCipher;
 use crate::crypt::{decrypt_piece, encrypt_piece, mac_hex, MAC_ONLY_ENCRYPTED_INIT};
@@ -22,7 +29,7 @@ use crate::metadata::{Metadata, NilList};
 use crate::policy::Selector;
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
-use crate::tree::{Branch, Item, Key, WipedBytes};
+use crate::tree::{wipe_vec, Branch, Item, Key, WipedBytes};
 use sha2::{Digest, Sha512};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -196,7 +203,7 @@ impl<R: Read> PieceReader<R> {
                 piece.push(b'}');
                 let rest = self.buf[cut + 1..].to_vec();
                 let mut old = std::mem::replace(&mut self.buf, rest);
-                old.zeroize();
+                wipe_vec(&mut old);
                 piece
             }
         }
@@ -227,11 +234,11 @@ impl<R: Read> PieceReader<R> {
 impl<R> Drop for PieceReader<R> {
     fn drop(&mut self) {
         // What was read and not handed out (after giving up) is plaintext.
-        self.buf.zeroize();
+        wipe_vec(&mut self.buf);
     }
 }
 
-/// A piece parsed and encrypted by a worker.
+/// A piece parsed and encrypted (or decrypted) by a worker.
 struct Done {
     items: Branch,
     mac_input: WipedBytes,
@@ -255,7 +262,7 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
     let mac_capacity = piece.len();
     // The piece is plaintext (its whole allocation: the reader's split
     // leaves the next piece's first bytes in the spare capacity).
-    piece.zeroize();
+    wipe_vec(&mut piece);
     let mut items = loaded?;
     let mut mac_input = WipedBytes::with_capacity(mac_capacity);
     let warnings = encrypt_piece(
@@ -464,7 +471,7 @@ fn encrypt_in<R: Read>(
         1,
         || reader.next_piece(),
         &|piece| work(piece, &job),
-        &|mut piece: Vec<u8>| piece.zeroize(),
+        &|mut piece: Vec<u8>| wipe_vec(&mut piece),
         |done| asm.accept(done),
     )?;
     if pieces == 0 {
