@@ -443,10 +443,38 @@ fn large_file_decrypt_errors_match_sops() {
         let f = s.write(&format!("removed.{ext}"), removed.as_bytes());
         let args = ["decrypt", "--ignore-mac", f.to_str().unwrap()];
         assert_eq!(text(&ok(&s.rsops(&args), "rsops")), text(&ok(&s.sops(&args), "sops")));
-        // And the intact file decrypts to what sops prints.
+        // And the intact file decrypts to what sops prints, to stdout, to
+        // --output and in place (mode kept, no temp file left).
         let f = s.write(&format!("good.{ext}"), enc.as_bytes());
         let args = ["decrypt", f.to_str().unwrap()];
-        assert_eq!(text(&ok(&s.rsops(&args), "rsops")), text(&ok(&s.sops(&args), "sops")));
+        let theirs = text(&ok(&s.sops(&args), "sops"));
+        assert_eq!(text(&ok(&s.rsops(&args), "rsops")), theirs);
+        let out = s.path(&format!("out.{ext}"));
+        ok(
+            &s.rsops(&["decrypt", "--output", out.to_str().unwrap(), f.to_str().unwrap()]),
+            "rsops --output",
+        );
+        assert_eq!(text(&std::fs::read(&out).unwrap()), theirs);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+            ok(&s.rsops(&["decrypt", "-i", f.to_str().unwrap()]), "rsops -i");
+            assert_eq!(text(&std::fs::read(&f).unwrap()), theirs);
+            assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
+            // Encrypt it back in place (piecewise too): sops reads it.
+            ok(
+                &s.rsops(&["encrypt", "-i", "--age", &r, f.to_str().unwrap()]),
+                "rsops encrypt -i",
+            );
+            assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
+            assert_eq!(text(&ok(&s.sops(&args), "sops decrypt")), theirs);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     }
 }
 
