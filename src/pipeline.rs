@@ -265,14 +265,18 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
     wipe_vec(&mut piece);
     let mut items = loaded?;
     let mut mac_input = WipedBytes::with_capacity(mac_capacity);
-    let warnings = encrypt_piece(
+    let encrypted = encrypt_piece(
         &mut items,
         job.cipher,
         job.selector,
         job.mac_only_encrypted,
         &mut mac_input,
-    )
-    .ok()?;
+    );
+    let Ok(warnings) = encrypted else {
+        // The walk stopped part way: values after it are still plaintext.
+        items.zeroize();
+        return None;
+    };
     Some(Done {
         items,
         mac_input,
@@ -290,12 +294,25 @@ struct Assembler {
 }
 
 impl Assembler {
-    /// Take the next piece; `false` means "not piecewise after all".
-    fn accept(&mut self, mut done: Done) -> bool {
-        self.accept_ref(&mut done)
+    /// Printing in `format` into a buffer of about `output_hint` bytes.
+    fn new(format: PieceFormat<'_>, output_hint: usize, mac_only_encrypted: bool) -> Assembler {
+        let top_keys = matches!(format, PieceFormat::Yaml { .. }).then(HashSet::new);
+        let mut printer = Printer::new(format);
+        printer.reserve(output_hint);
+        let mut hash = Sha512::new();
+        if mac_only_encrypted {
+            hash.update(MAC_ONLY_ENCRYPTED_INIT);
+        }
+        Assembler {
+            printer,
+            hash,
+            top_keys,
+            warnings: Vec::new(),
+        }
     }
 
-    fn accept_ref(&mut self, done: &mut Done) -> bool {
+    /// Take the next piece; `false` means "not piecewise after all".
+    fn accept(&mut self, done: &mut Done) -> bool {
         for item in &done.items.0 {
             match &item.key {
                 Key::Str(k) => {
@@ -437,33 +454,22 @@ fn encrypt_in<R: Read>(
         // Comment selectors carry state from one key to the next.
         return None;
     }
-    let (cutter, top_keys) = match format {
-        PieceFormat::Yaml { .. } => (Cutter::Yaml, Some(HashSet::new())),
-        PieceFormat::Json(_) => (
-            Cutter::Json {
-                cuts: MemberCuts::default(),
-                first: true,
-            },
-            None,
-        ),
+    let json = matches!(format, PieceFormat::Json(_));
+    let cutter = if json {
+        Cutter::Json {
+            cuts: MemberCuts::default(),
+            first: true,
+        }
+    } else {
+        Cutter::Yaml
     };
-    let mut printer = Printer::new(format);
-    printer.reserve(output_hint);
     let job = Job {
-        json: matches!(cutter, Cutter::Json { .. }),
+        json,
         cipher,
         selector,
         mac_only_encrypted,
     };
-    let mut asm = Assembler {
-        printer,
-        hash: Sha512::new(),
-        top_keys,
-        warnings: Vec::new(),
-    };
-    if mac_only_encrypted {
-        asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
-    }
+    let mut asm = Assembler::new(format, output_hint, mac_only_encrypted);
     let mut reader = PieceReader::new(reader, cutter, piece_bytes);
     // One piece ahead: the output is held in memory, so the pieces in
     // flight are what keeps encrypt within 4× the input (about 3.7× here).
@@ -472,7 +478,7 @@ fn encrypt_in<R: Read>(
         || reader.next_piece(),
         &|piece| work(piece, &job),
         &|mut piece: Vec<u8>| wipe_vec(&mut piece),
-        |done| asm.accept(done),
+        |mut done: Done| asm.accept(&mut done),
     )?;
     if pieces == 0 {
         return None;
@@ -657,17 +663,8 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         return None;
     }
     let mac_only = file.metadata.mac_only_encrypted;
-    let mut asm = Assembler {
-        printer: Printer::new(format),
-        hash: Sha512::new(),
-        top_keys: (!file.json).then(HashSet::new),
-        warnings: Vec::new(),
-    };
-    if mac_only {
-        asm.hash.update(MAC_ONLY_ENCRYPTED_INIT);
-    }
     // Plaintext is under half the encrypted size.
-    asm.printer.reserve(file.input.len() / 2);
+    let mut asm = Assembler::new(format, file.input.len() / 2, mac_only);
     let mut cuts = DataCuts {
         file,
         start: 0,
@@ -715,7 +712,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         let strict = || !file.json || json::validate_strict(file.input).is_ok();
         let validation = std::thread::Builder::new().spawn_scoped(s, strict);
         let pieces = run_pieces(3, &mut next, &work, &|_| {}, |mut plain: Plain| {
-            asm.accept_ref(&mut plain.0)
+            asm.accept(&mut plain.0)
         });
         let valid = match validation {
             Ok(h) => h.join().unwrap_or(false),

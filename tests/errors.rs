@@ -279,6 +279,17 @@ fn encrypt_errors_match_sops_exit_codes() {
     }
 }
 
+/// `encrypt` of `content` fails as with sops, to stdout with no output at
+/// all and in place with the file left as it was.
+fn encrypt_fails_alike(s: &Scratch, ext: &str, what: &str, content: &str) {
+    let f = s.write(&format!("{}.{ext}", what.replace(' ', "-")), content.as_bytes());
+    let fp = f.to_str().unwrap();
+    let out = both_fail_alike(s, &["encrypt", "--age", &s.recipient, fp], what);
+    assert!(out.stdout.is_empty(), "{what}: output written before the error");
+    both_fail_alike(s, &["encrypt", "-i", "--age", &s.recipient, fp], what);
+    assert_eq!(std::fs::read(&f).unwrap(), content.as_bytes(), "{what}: file changed");
+}
+
 /// Large YAML files are encrypted piece by piece; a problem late in the
 /// file, or a key that cannot be wrapped, must give the error sops gives
 /// and no output, exactly as for a small file.
@@ -301,13 +312,7 @@ fn large_yaml_encrypt_errors_match_sops() {
         ("late second document", format!("{body}---\n1: {SECRET}\n")),
     ];
     for (what, content) in &cases {
-        let f = s.write(&format!("{}.yaml", what.replace(' ', "-")), content.as_bytes());
-        let fp = f.to_str().unwrap();
-        let out = both_fail_alike(&s, &["encrypt", "--age", &r, fp], what);
-        assert!(out.stdout.is_empty(), "{what}: output written before the error");
-        // In place: the file is left as it was.
-        both_fail_alike(&s, &["encrypt", "-i", "--age", &r, fp], what);
-        assert_eq!(std::fs::read(&f).unwrap(), content.as_bytes(), "{what}: file changed");
+        encrypt_fails_alike(&s, "yaml", what, content);
     }
     // Valid YAML the piecewise loader leaves to the whole-tree path late in
     // the file (anchors): the output is sops's.
@@ -340,7 +345,6 @@ fn large_yaml_encrypt_errors_match_sops() {
 #[test]
 fn large_json_encrypt_errors_match_sops() {
     let s = Scratch::new();
-    let r = s.recipient.clone();
     let members: Vec<String> = (0..6000)
         .map(|i| format!("\"entry{i}\": {{\"user\": \"u{i}\", \"password\": \"{SECRET}{i}\"}}"))
         .collect();
@@ -357,12 +361,7 @@ fn large_json_encrypt_errors_match_sops() {
         ("top-level array", format!("[{body}]")),
     ];
     for (what, content) in &cases {
-        let f = s.write(&format!("{}.json", what.replace(' ', "-")), content.as_bytes());
-        let fp = f.to_str().unwrap();
-        let out = both_fail_alike(&s, &["encrypt", "--age", &r, fp], what);
-        assert!(out.stdout.is_empty(), "{what}: output written before the error");
-        both_fail_alike(&s, &["encrypt", "-i", "--age", &r, fp], what);
-        assert_eq!(std::fs::read(&f).unwrap(), content.as_bytes(), "{what}: file changed");
+        encrypt_fails_alike(&s, "json", what, content);
     }
 }
 
