@@ -4,6 +4,7 @@
 //! synchronous and free of I/O; key sources live in [`keys`], the command
 //! line in the binary.
 
+pub mod b64;
 pub mod cipher;
 pub mod config;
 pub mod crypt;

@@ -24,13 +24,12 @@
 //! exact result or error.
 
 use crate::cipher::ValueCipher;
-use crate::crypt::{decrypt_piece, encrypt_piece, mac_hex, MAC_ONLY_ENCRYPTED_INIT};
+use crate::crypt::{decrypt_piece, encrypt_piece, mac_hex, MacHash, MAC_ONLY_ENCRYPTED_INIT};
 use crate::metadata::{Metadata, NilList};
 use crate::policy::Selector;
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
 use crate::tree::{wipe_vec, Branch, Item, Key, WipedBytes};
-use sha2::{Digest, Sha512};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -243,11 +242,41 @@ struct Done {
     items: Branch,
     mac_input: WipedBytes,
     warnings: Vec<String>,
+    /// JSON: the members already printed by the worker (then `items` is
+    /// empty), see [`print_json_piece`].
+    printed: Option<WipedBytes>,
+}
+
+/// JSON pieces are printed on the worker: the calling thread then only
+/// hashes and copies, instead of printing every piece itself while the
+/// workers wait. A piece holding a `sops` or non-string key is refused here,
+/// as [`Assembler::accept`] would refuse it. The tree goes (wiped) at once.
+fn print_json_piece(done: &mut Done, indent: &[u8], output_hint: usize) -> Option<()> {
+    let refused = |item: &Item| item.key.as_str() == Some("sops") || matches!(item.key, Key::NonString { .. });
+    if done.items.0.iter().any(refused) {
+        return None;
+    }
+    let mut printed = WipedBytes::with_capacity(output_hint);
+    json::print_members(indent, &done.items.0, &mut printed).ok()?;
+    done.items.zeroize();
+    done.items = Branch::default();
+    done.printed = Some(printed);
+    Some(())
+}
+
+/// The indentation a JSON printer uses, for workers that print pieces.
+fn json_indent(printer: &Printer) -> Option<Vec<u8>> {
+    match printer {
+        Printer::Json(p) => Some(p.indent().to_vec()),
+        Printer::Yaml(_) => None,
+    }
 }
 
 /// What a worker needs besides its piece.
 struct Job<'a> {
     json: bool,
+    /// JSON: the indentation unit to print pieces with.
+    json_indent: Option<&'a [u8]>,
     cipher: &'a ValueCipher,
     selector: &'a Selector,
     mac_only_encrypted: bool,
@@ -277,17 +306,22 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
         items.zeroize();
         return None;
     };
-    Some(Done {
+    let mut done = Done {
         items,
         mac_input,
         warnings,
-    })
+        printed: None,
+    };
+    if let Some(indent) = job.json_indent {
+        print_json_piece(&mut done, indent, mac_capacity.saturating_mul(3))?;
+    }
+    Some(done)
 }
 
 /// The calling thread's side: pieces in document order.
 struct Assembler {
     printer: Printer,
-    hash: Sha512,
+    hash: MacHash,
     /// YAML only: a repeated top-level key is an error there (JSON keeps it).
     top_keys: Option<HashSet<String>>,
     warnings: Vec<String>,
@@ -299,9 +333,9 @@ impl Assembler {
         let top_keys = matches!(format, PieceFormat::Yaml { .. }).then(HashSet::new);
         let mut printer = Printer::new(format);
         printer.reserve(output_hint);
-        let mut hash = Sha512::new();
+        let mut hash = MacHash::new();
         if mac_only_encrypted {
-            hash.update(MAC_ONLY_ENCRYPTED_INIT);
+            hash.update(&MAC_ONLY_ENCRYPTED_INIT);
         }
         Assembler {
             printer,
@@ -328,7 +362,13 @@ impl Assembler {
         }
         self.hash.update(&done.mac_input[..]);
         self.warnings.append(&mut done.warnings);
-        self.printer.push(&done.items.0)
+        match (&done.printed, &mut self.printer) {
+            (Some(printed), Printer::Json(p)) => {
+                p.push_printed(printed);
+                true
+            }
+            _ => self.printer.push(&done.items.0),
+        }
     }
 }
 
@@ -463,13 +503,15 @@ fn encrypt_in<R: Read>(
     } else {
         Cutter::Yaml
     };
+    let mut asm = Assembler::new(format, output_hint, mac_only_encrypted);
+    let indent = json_indent(&asm.printer);
     let job = Job {
         json,
+        json_indent: indent.as_deref(),
         cipher,
         selector,
         mac_only_encrypted,
     };
-    let mut asm = Assembler::new(format, output_hint, mac_only_encrypted);
     let mut reader = PieceReader::new(reader, cutter, piece_bytes);
     // One piece ahead: the output is held in memory, so the pieces in
     // flight are what keeps encrypt within 4× the input (about 3.7× here).
@@ -665,6 +707,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     let mac_only = file.metadata.mac_only_encrypted;
     // Plaintext is under half the encrypted size.
     let mut asm = Assembler::new(format, file.input.len() / 2, mac_only);
+    let indent = json_indent(&asm.printer);
     let mut cuts = DataCuts {
         file,
         start: 0,
@@ -700,9 +743,13 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
             items,
             mac_input: WipedBytes::with_capacity(piece.len() / 2),
             warnings: Vec::new(),
+            printed: None,
         });
         let Done { items, mac_input, .. } = &mut done.0;
         done.0.warnings = decrypt_piece(items, cipher, &selector, mac_only, mac_input).ok()?;
+        if let Some(indent) = &indent {
+            print_json_piece(&mut done.0, indent, piece.len() / 2)?;
+        }
         Some(done)
     };
     // Each piece's plaintext tree is wiped when `Plain` drops, printed or not.

@@ -1045,25 +1045,27 @@ impl ObjectStream {
     /// The next members, in order. An error (a value JSON cannot hold)
     /// leaves the output unusable.
     pub fn push(&mut self, items: &[Item]) -> Result<(), String> {
-        let mut em = Emitter::new(&self.indent, &mut self.out);
-        for item in items {
-            let key = match &item.key {
-                Key::Str(k) => k,
-                Key::Comment(_) => continue,
-                Key::NonString { type_name, .. } => {
-                    return Err(format!("a key of type {type_name} cannot be written as JSON"))
-                }
-            };
-            if !self.empty {
-                em.out.push(b',');
-            }
-            self.empty = false;
-            em.newline(1);
-            write_str(em.out, key);
-            em.out.extend_from_slice(b": ");
-            em.value(&item.value, 1)?;
-        }
+        let wrote = write_members(&self.indent, &mut self.out, items, self.empty)?;
+        self.empty &= !wrote;
         Ok(())
+    }
+
+    /// The indentation unit, for [`print_members`] on other threads.
+    pub fn indent(&self) -> &[u8] {
+        &self.indent
+    }
+
+    /// The next members as [`print_members`] printed them.
+    pub fn push_printed(&mut self, printed: &[u8]) {
+        if printed.is_empty() {
+            return;
+        }
+        let printed = match printed.strip_prefix(b",") {
+            Some(rest) if self.empty => rest,
+            _ => printed,
+        };
+        self.empty = false;
+        self.out.extend_from_slice(printed);
     }
 
     /// The output printed so far.
@@ -1079,6 +1081,39 @@ impl ObjectStream {
         self.out.extend_from_slice(b"}\n");
         self.out
     }
+}
+
+/// `items` as members of a top-level object, each after a comma, for
+/// [`ObjectStream::push_printed`]: a piece printed apart from the others
+/// (on another thread) gives the bytes [`ObjectStream::push`] would.
+pub fn print_members(indent: &[u8], items: &[Item], out: &mut Vec<u8>) -> Result<(), String> {
+    write_members(indent, out, items, false).map(|_| ())
+}
+
+/// Members at depth 1, the first after a comma unless `first`; whether any
+/// member was written.
+fn write_members(indent: &[u8], out: &mut Vec<u8>, items: &[Item], mut first: bool) -> Result<bool, String> {
+    let mut em = Emitter::new(indent, out);
+    let mut wrote = false;
+    for item in items {
+        let key = match &item.key {
+            Key::Str(k) => k,
+            Key::Comment(_) => continue,
+            Key::NonString { type_name, .. } => {
+                return Err(format!("a key of type {type_name} cannot be written as JSON"))
+            }
+        };
+        if !first {
+            em.out.push(b',');
+        }
+        first = false;
+        wrote = true;
+        em.newline(1);
+        write_str(em.out, key);
+        em.out.extend_from_slice(b": ");
+        em.value(&item.value, 1)?;
+    }
+    Ok(wrote)
 }
 
 // ---------------------------------------------------------------------------

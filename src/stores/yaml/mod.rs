@@ -93,7 +93,21 @@ fn validate(b: &[u8]) -> Result<(), StoreError> {
     let err = |m: &str| Err(StoreError::new(format!("yaml: {m}")));
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
+        // Skip eight printable ASCII bytes at a time. The tests may flag a
+        // word that is fine (the byte loop below then decides), never one
+        // that is not.
+        while let Some(word) = b.get(i..i + 8) {
+            const ONES: u64 = 0x0101_0101_0101_0101;
+            const HIGH: u64 = 0x8080_8080_8080_8080;
+            let w = u64::from_le_bytes(word.try_into().expect("an 8-byte slice"));
+            let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+            let del = (w ^ (ONES * 0x7F)).wrapping_sub(ONES) & !(w ^ (ONES * 0x7F)) & HIGH;
+            if (w & HIGH) | below_space | del != 0 {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&c) = b.get(i) else { break };
         // Fast path for printable ASCII and common whitespace.
         if (0x20..0x7F).contains(&c) || c == b'\n' || c == b'\t' || c == b'\r' {
             i += 1;
@@ -335,6 +349,55 @@ mod tests {
         let st = YamlStore::default();
         let b = st.load(s.as_bytes()).expect("loads");
         String::from_utf8(st.emit(&b).expect("emits")).expect("utf8")
+    }
+
+    /// The characters YAML allows, checked with std's UTF-8 decoder: an
+    /// independent statement of what `validate` accepts.
+    fn allowed_by_yaml(b: &[u8]) -> bool {
+        std::str::from_utf8(b).is_ok_and(|s| {
+            s.chars().all(|c| {
+                matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+                    || c >= '\u{10000}'
+            })
+        })
+    }
+
+    #[test]
+    fn validation_accepts_exactly_the_yaml_characters() {
+        let mut rng = crate::testutil::Rng(3);
+        let pool: &[&[u8]] = &[
+            b"a",
+            b"key: value ",
+            b"\n",
+            b"\t",
+            b"\r",
+            b"\x7f",
+            b"\x1f",
+            b"\x00",
+            b"\xc2\x85",
+            b"\xc2\x80",
+            b"\xc3\xa9",
+            b"\xe2\x82\xac",
+            b"\xed\xa0\x80",
+            b"\xef\xbf\xbe",
+            b"\xf0\x9f\x98\x80",
+            b"\xc0\xaf",
+            b"\xff",
+            b"\x80",
+            b"\xe2\x82",
+        ];
+        for round in 0..20_000 {
+            let mut doc = Vec::new();
+            for _ in 0..rng.below(40) {
+                // Mostly long printable runs, so the word-at-a-time skip runs.
+                if rng.below(3) > 0 {
+                    doc.extend_from_slice(b"0123456789abcdef ~!"[..rng.below(19)].as_ref());
+                } else {
+                    doc.extend_from_slice(pool[rng.below(pool.len())]);
+                }
+            }
+            assert_eq!(validate(&doc).is_ok(), allowed_by_yaml(&doc), "round {round}: {doc:?}");
+        }
     }
 
     #[test]
