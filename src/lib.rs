@@ -16,6 +16,7 @@ pub mod policy;
 pub mod shamir;
 pub mod sopsfile;
 pub mod stores;
+mod swar;
 pub mod timefmt;
 pub mod tree;
 pub mod treepath;

@@ -15,6 +15,7 @@ mod split;
 pub use emit::DocumentStream;
 
 use super::{Store, StoreError};
+use crate::swar;
 use crate::tree::{Branch, Value};
 use compose::{precheck, Composer, Converter};
 
@@ -93,20 +94,13 @@ fn validate(b: &[u8]) -> Result<(), StoreError> {
     let err = |m: &str| Err(StoreError::new(format!("yaml: {m}")));
     let mut i = 0;
     while i < b.len() {
-        // Skip eight printable ASCII bytes at a time. The tests may flag a
-        // word that is fine (the byte loop below then decides), never one
-        // that is not.
-        while let Some(word) = b.get(i..i + 8) {
-            const ONES: u64 = 0x0101_0101_0101_0101;
-            const HIGH: u64 = 0x8080_8080_8080_8080;
-            let w = u64::from_le_bytes(word.try_into().expect("an 8-byte slice"));
-            let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-            let del = (w ^ (ONES * 0x7F)).wrapping_sub(ONES) & !(w ^ (ONES * 0x7F)) & HIGH;
-            if (w & HIGH) | below_space | del != 0 {
-                break;
-            }
-            i += 8;
-        }
+        // Skip printable ASCII eight bytes at a time.
+        i = swar::scan(
+            b,
+            i,
+            |w| (w & swar::HI) | swar::lt_mask(w, 0x20) | swar::eq_mask(w, 0x7F),
+            |c| !(0x20..0x7F).contains(&c),
+        );
         let Some(&c) = b.get(i) else { break };
         // Fast path for printable ASCII and common whitespace.
         if (0x20..0x7F).contains(&c) || c == b'\n' || c == b'\t' || c == b'\r' {

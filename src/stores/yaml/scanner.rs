@@ -7,6 +7,7 @@
 //! indexing can never panic.
 
 use super::FxBuild;
+use crate::swar;
 use std::collections::{HashMap, VecDeque};
 
 /// A position. `index` counts characters (as go-yaml does), `line` and
@@ -1408,9 +1409,20 @@ impl<'a> Scanner<'a> {
                     let mut n: i64 = 0;
                     loop {
                         let q = p;
-                        while p < buf.len() && QUOTED_RUN[buf[p] as usize] {
-                            p += 1;
-                        }
+                        // The bytes QUOTED_RUN refuses, eight at a time.
+                        p = swar::scan(
+                            buf,
+                            p,
+                            |w| {
+                                swar::lt_mask(w, 0x21)
+                                    | (w & swar::HI)
+                                    | swar::eq_mask(w, 0x7F)
+                                    | swar::eq_mask(w, b'"')
+                                    | swar::eq_mask(w, b'\'')
+                                    | swar::eq_mask(w, b'\\')
+                            },
+                            |c| !QUOTED_RUN[usize::from(c)],
+                        );
                         n += (p - q) as i64;
                         let Some(&c) = buf.get(p) else { break };
                         match c {
@@ -1539,8 +1551,25 @@ impl<'a> Scanner<'a> {
                 loop {
                     // Ordinary ASCII bytes in one tight loop; the rest below.
                     let q = p;
-                    while p < buf.len() && PLAIN_RUN[buf[p] as usize] {
-                        p += 1;
+                    if flow {
+                        while p < buf.len() && PLAIN_RUN[buf[p] as usize] {
+                            p += 1;
+                        }
+                    } else {
+                        // Outside flow context only blanks, breaks, `:`, DEL
+                        // and non-ASCII bytes need a look (as below); skip
+                        // the rest eight bytes at a time.
+                        p = swar::scan(
+                            buf,
+                            p,
+                            |w| {
+                                swar::lt_mask(w, 0x21)
+                                    | (w & swar::HI)
+                                    | swar::eq_mask(w, b':')
+                                    | swar::eq_mask(w, 0x7F)
+                            },
+                            |c| !(0x21..0x7F).contains(&c) || c == b':',
+                        );
                     }
                     n += (p - q) as i64;
                     let Some(&c) = buf.get(p) else { break };
