@@ -6,10 +6,11 @@
 //! YAML before the lines [`yaml::is_piece_start`] allows (the cuts the
 //! parallel load uses), for JSON at the commas between top-level members
 //! ([`json::MemberCuts`]). Worker threads parse each piece and encrypt its
-//! values; the calling thread takes the pieces in document order, hashes
-//! their MAC input, checks the top-level keys across pieces and prints them
-//! into one output buffer ([`DocumentStream`], [`ObjectStream`]), which
-//! gives the bytes the whole-tree path prints.
+//! values (JSON: and print it, [`json::print_members`]); the calling thread
+//! takes the pieces in document order, hashes their MAC input, checks the
+//! top-level keys across pieces and prints them (JSON: copies them) into one
+//! output buffer ([`DocumentStream`], [`ObjectStream`]), which gives the
+//! bytes the whole-tree path prints.
 //!
 //! Decrypt: the `sops` block, which sops writes last, is found and read
 //! first ([`open_encrypted`]) so the caller can recover the data key; the

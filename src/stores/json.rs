@@ -14,6 +14,7 @@
 
 use super::{Store, StoreError};
 use crate::gofmt::format_float_json;
+use crate::swar::{eq_mask, lt_mask, scan, LO};
 use crate::tree::{Branch, Item, Key, Value};
 use std::io::Write as _;
 
@@ -21,8 +22,6 @@ use std::io::Write as _;
 /// deeper tree would overflow Rust stacks in the recursive tree walkers and
 /// in `Drop`; no real secrets file comes close.
 pub const MAX_DEPTH: usize = 10_000;
-
-use crate::swar::{eq_mask, lt_mask, scan, LO};
 
 const LOAD_PREFIX: &str = "Could not unmarshal input data: ";
 
@@ -1473,6 +1472,37 @@ fn scan_escape_slow(s: &[u8], from: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_printed_apart_join_like_one_stream() {
+        let store = JsonStore::new(4).unwrap();
+        let items: Vec<Item> = (0..5)
+            .map(|i| {
+                Item::new(
+                    format!("k{i}"),
+                    Value::List(vec![Value::Int(i), Value::Str("<x>".into())]),
+                )
+            })
+            .collect();
+        let mut whole = ObjectStream::new(&store);
+        whole.push(&items).unwrap();
+        let whole = whole.finish();
+        // Every split into three runs, empty ones included.
+        for a in 0..=items.len() {
+            for b in a..=items.len() {
+                let mut joined = ObjectStream::new(&store);
+                for run in [&items[..a], &items[a..b], &items[b..]] {
+                    let mut printed = Vec::new();
+                    print_members(joined.indent(), run, &mut printed).unwrap();
+                    joined.push_printed(&printed);
+                }
+                assert_eq!(joined.finish(), whole, "cuts at {a} and {b}");
+            }
+        }
+        let mut empty = ObjectStream::new(&store);
+        empty.push_printed(b"");
+        assert_eq!(empty.finish(), b"{}\n");
+    }
 
     #[test]
     fn streamed_emission_matches_buffered() {
