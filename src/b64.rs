@@ -4,7 +4,7 @@
 //! encodes or decodes a few hundred thousand short strings. The base64
 //! crate's general-purpose engine pays a per-call setup and a table lookup
 //! per output character; here 12 input bits map to two output characters in
-//! one lookup, and decoding takes four characters per step. Decoding only
+//! one lookup, and decoding takes eight characters per step. Decoding only
 //! handles the canonical form; anything else is left to the base64 crate
 //! (`None`), so accepted inputs and errors stay exactly the crate's.
 
