@@ -251,15 +251,19 @@ struct Done {
 /// JSON pieces are printed on the worker: the calling thread then only
 /// hashes and copies, instead of printing every piece itself while the
 /// workers wait. A piece holding a `sops` or non-string key is refused here,
-/// as [`Assembler::accept`] would refuse it. The tree goes (wiped) at once.
-fn print_json_piece(done: &mut Done, indent: &[u8], output_hint: usize) -> Option<()> {
+/// as [`Assembler::accept`] would refuse it. The tree goes at once, wiped
+/// if it is plaintext (`plaintext_tree`: decrypt); an encrypted tree holds
+/// nothing the output does not show.
+fn print_json_piece(done: &mut Done, indent: &[u8], output_hint: usize, plaintext_tree: bool) -> Option<()> {
     let refused = |item: &Item| item.key.as_str() == Some("sops") || matches!(item.key, Key::NonString { .. });
     if done.items.0.iter().any(refused) {
         return None;
     }
     let mut printed = WipedBytes::with_capacity(output_hint);
     json::print_members(indent, &done.items.0, &mut printed).ok()?;
-    done.items.zeroize();
+    if plaintext_tree {
+        done.items.zeroize();
+    }
     done.items = Branch::default();
     done.printed = Some(printed);
     Some(())
@@ -314,7 +318,7 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
         printed: None,
     };
     if let Some(indent) = job.json_indent {
-        print_json_piece(&mut done, indent, mac_capacity.saturating_mul(3))?;
+        print_json_piece(&mut done, indent, mac_capacity.saturating_mul(3), false)?;
     }
     Some(done)
 }
@@ -749,7 +753,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         let Done { items, mac_input, .. } = &mut done.0;
         done.0.warnings = decrypt_piece(items, cipher, &selector, mac_only, mac_input).ok()?;
         if let Some(indent) = &indent {
-            print_json_piece(&mut done.0, indent, piece.len() / 2)?;
+            print_json_piece(&mut done.0, indent, piece.len() / 2, true)?;
         }
         Some(done)
     };
