@@ -5,6 +5,7 @@
 //! line in the binary.
 
 pub mod b64;
+pub mod bigbuf;
 pub mod cipher;
 pub mod config;
 pub mod crypt;

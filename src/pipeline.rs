@@ -78,7 +78,7 @@ impl Printer {
             Printer::Yaml(p) => p.output(),
             Printer::Json(p) => p.output(),
         };
-        let _ = out.try_reserve(bytes);
+        let _ = crate::bigbuf::reserve(out, bytes);
     }
 
     fn push(&mut self, items: &[Item]) -> bool {

@@ -316,13 +316,18 @@ pub fn read_input(file: Option<&Path>) -> CliResult<WipedBytes> {
     let mut buf = WipedBytes::default();
     match file {
         Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| {
+            // As `std::fs::read`, with the buffer sized by `bigbuf`.
+            let read = |p: &Path, buf: &mut Vec<u8>| {
+                let mut file = std::fs::File::open(p)?;
+                let size = file.metadata().map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
+                rsops::bigbuf::read_to_end(&mut file, buf, size)
+            };
+            read(p, &mut buf).map_err(|e| {
                 CliError::new(
                     codes::COULD_NOT_READ_INPUT_FILE,
                     format!("Error reading file {}: {}", p.display(), e),
                 )
             })?;
-            buf.0 = bytes;
         }
         None => {
             std::io::stdin().read_to_end(&mut buf).map_err(|e| {
