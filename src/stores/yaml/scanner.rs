@@ -144,6 +144,16 @@ pub struct Scanner<'a> {
     pub comments_head: usize,
 
     pub error: Option<SyntaxError>,
+    plain_scratch: PlainScratch,
+}
+
+/// The joining buffers of [`Scanner::scan_plain_scalar`] (go-yaml's
+/// `leading_break`, `trailing_breaks`, `whitespaces`).
+#[derive(Default)]
+struct PlainScratch {
+    leading_break: Vec<u8>,
+    trailing_breaks: Vec<u8>,
+    whitespaces: Vec<u8>,
 }
 
 type R = Result<(), ()>;
@@ -232,6 +242,7 @@ impl<'a> Scanner<'a> {
             comments: Vec::new(),
             comments_head: 0,
             error: None,
+            plain_scratch: PlainScratch::default(),
         }
     }
 
@@ -1496,9 +1507,16 @@ impl<'a> Scanner<'a> {
 
     fn scan_plain_scalar(&mut self) -> Result<Token, ()> {
         let mut s = Vec::new();
-        let mut leading_break = Vec::new();
-        let mut trailing_breaks = Vec::new();
-        let mut whitespaces = Vec::new();
+        // Buffers kept from one scalar to the next: nearly every plain
+        // scalar ends at a line break, which goes into `leading_break`.
+        let PlainScratch {
+            mut leading_break,
+            mut trailing_breaks,
+            mut whitespaces,
+        } = std::mem::take(&mut self.plain_scratch);
+        leading_break.clear();
+        trailing_breaks.clear();
+        whitespaces.clear();
         let mut leading_blanks = false;
         let indent = self.indent + 1;
         let start = self.mark;
@@ -1622,6 +1640,11 @@ impl<'a> Scanner<'a> {
         if leading_blanks {
             self.simple_key_allowed = true;
         }
+        self.plain_scratch = PlainScratch {
+            leading_break,
+            trailing_breaks,
+            whitespaces,
+        };
         Ok(t)
     }
 
