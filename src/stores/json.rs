@@ -14,7 +14,7 @@
 
 use super::{Store, StoreError};
 use crate::gofmt::format_float_json;
-use crate::swar::{eq_mask, lt_mask, scan, LO};
+use crate::swar::{scan_for, Stops};
 use crate::tree::{Branch, Item, Key, Value};
 use std::io::Write as _;
 
@@ -584,11 +584,14 @@ impl<'a> Tokenizer<'a> {
 /// Offset of the next byte a string literal cannot hold as is: `"`, `\` or
 /// a control character; `src.len()` if none.
 fn scan_string(src: &[u8], from: usize) -> usize {
-    scan(
+    scan_for(
         src,
         from,
-        |x| eq_mask(x, b'"') | eq_mask(x, b'\\') | lt_mask(x, 0x20),
-        |b| b == b'"' || b == b'\\' || b < 0x20,
+        Stops {
+            eq: [b'"', b'\\'],
+            below: 0x20,
+            high: false,
+        },
     )
 }
 
@@ -1355,6 +1358,7 @@ pub(crate) fn write_compact(out: &mut Vec<u8>, v: &Value) -> Result<(), String> 
 }
 
 /// Bytes that Go's HTML-safe encoder writes unchanged.
+#[cfg(test)]
 const fn safe_table() -> [bool; 128] {
     let mut t = [false; 128];
     let mut i = 0x20;
@@ -1364,6 +1368,7 @@ const fn safe_table() -> [bool; 128] {
     }
     t
 }
+#[cfg(test)]
 static SAFE: [bool; 128] = safe_table();
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -1402,22 +1407,20 @@ pub(crate) fn write_string(out: &mut Vec<u8>, mut bytes: &[u8]) {
 /// look at: one Go escapes (`"`, `\\`, `<`, `>`, `&`, controls) or 0xE2, the
 /// lead byte of U+2028/U+2029; `s.len()` if none.
 fn scan_escape(s: &[u8], from: usize) -> usize {
-    scan(
+    // What `needs_escape_check` flags: the bytes SAFE refuses, and 0xE2.
+    scan_for(
         s,
         from,
-        // `x | 2 == '>'` matches `<` and `>`, `x | 4 == '&'` matches `"`, `&`.
-        |x| {
-            eq_mask(x | (LO * 2), b'>')
-                | eq_mask(x | (LO * 4), b'&')
-                | eq_mask(x, b'\\')
-                | eq_mask(x, 0xE2)
-                | lt_mask(x, 0x20)
+        Stops {
+            eq: [b'"', b'\\', b'<', b'>', b'&', 0xE2],
+            below: 0x20,
+            high: false,
         },
-        needs_escape_check,
     )
 }
 
-/// The byte test behind [`scan_escape`].
+/// The byte test behind [`scan_escape`] (for tests).
+#[cfg(test)]
 fn needs_escape_check(b: u8) -> bool {
     b == 0xE2 || (b < 0x80 && !SAFE[usize::from(b)])
 }

@@ -94,12 +94,15 @@ fn validate(b: &[u8]) -> Result<(), StoreError> {
     let err = |m: &str| Err(StoreError::new(format!("yaml: {m}")));
     let mut i = 0;
     while i < b.len() {
-        // Skip printable ASCII eight bytes at a time.
-        i = swar::scan(
+        // Skip printable ASCII many bytes at a time.
+        i = swar::scan_for(
             b,
             i,
-            |w| (w & swar::HI) | swar::lt_mask(w, 0x20) | swar::eq_mask(w, 0x7F),
-            |c| !(0x20..0x7F).contains(&c),
+            swar::Stops {
+                eq: [0x7F],
+                below: 0x20,
+                high: true,
+            },
         );
         let Some(&c) = b.get(i) else { break };
         // Fast path for printable ASCII and common whitespace.

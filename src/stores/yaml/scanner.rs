@@ -186,18 +186,6 @@ const PLAIN_RUN: [bool; 256] = {
     t
 };
 
-/// Bytes that never end a quoted-scalar run (printable ASCII other than
-/// blanks, quotes and backslash).
-const QUOTED_RUN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0x21;
-    while c <= 0x7E {
-        t[c] = !matches!(c as u8, b'\'' | b'"' | b'\\');
-        c += 1;
-    }
-    t
-};
-
 /// A line break at `buf[p]` (0 past the end is not one).
 #[inline]
 fn break_at(buf: &[u8], p: usize) -> bool {
@@ -1420,19 +1408,16 @@ impl<'a> Scanner<'a> {
                     let mut n: i64 = 0;
                     loop {
                         let q = p;
-                        // The bytes QUOTED_RUN refuses, eight at a time.
-                        p = swar::scan(
+                        // Stop at what is not printable ASCII (DEL and
+                        // non-ASCII included), blanks, quotes and `\\`.
+                        p = swar::scan_for(
                             buf,
                             p,
-                            |w| {
-                                swar::lt_mask(w, 0x21)
-                                    | (w & swar::HI)
-                                    | swar::eq_mask(w, 0x7F)
-                                    | swar::eq_mask(w, b'"')
-                                    | swar::eq_mask(w, b'\'')
-                                    | swar::eq_mask(w, b'\\')
+                            swar::Stops {
+                                eq: [0x7F, b'"', b'\'', b'\\'],
+                                below: 0x21,
+                                high: true,
                             },
-                            |c| !QUOTED_RUN[usize::from(c)],
                         );
                         n += (p - q) as i64;
                         let Some(&c) = buf.get(p) else { break };
@@ -1576,17 +1561,15 @@ impl<'a> Scanner<'a> {
                     } else {
                         // Outside flow context only blanks, breaks, `:`, DEL
                         // and non-ASCII bytes need a look (as below); skip
-                        // the rest eight bytes at a time.
-                        p = swar::scan(
+                        // the rest many bytes at a time.
+                        p = swar::scan_for(
                             buf,
                             p,
-                            |w| {
-                                swar::lt_mask(w, 0x21)
-                                    | (w & swar::HI)
-                                    | swar::eq_mask(w, b':')
-                                    | swar::eq_mask(w, 0x7F)
+                            swar::Stops {
+                                eq: [b':', 0x7F],
+                                below: 0x21,
+                                high: true,
                             },
-                            |c| !(0x21..0x7F).contains(&c) || c == b':',
                         );
                     }
                     n += (p - q) as i64;
