@@ -525,7 +525,16 @@ fn encrypt_in<R: Read>(
         || reader.next_piece(),
         &|piece| work(piece, &job),
         &|mut piece: Vec<u8>| wipe_vec(&mut piece),
-        |mut done: Done| asm.accept(&mut done),
+        |mut done: Done| {
+            let accepted = asm.accept(&mut done);
+            // What a worker printed for an encrypted piece is ciphertext and
+            // values the selectors leave in clear, now in the output anyway:
+            // freed without the wipe (a memset of its whole capacity).
+            if let Some(mut printed) = done.printed.take() {
+                drop(std::mem::take(&mut printed.0));
+            }
+            accepted
+        },
     )?;
     if pieces == 0 {
         return None;
