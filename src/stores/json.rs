@@ -1407,7 +1407,8 @@ pub(crate) fn write_string(out: &mut Vec<u8>, mut bytes: &[u8]) {
 /// look at: one Go escapes (`"`, `\\`, `<`, `>`, `&`, controls) or 0xE2, the
 /// lead byte of U+2028/U+2029; `s.len()` if none.
 fn scan_escape(s: &[u8], from: usize) -> usize {
-    // What `needs_escape_check` flags: the bytes SAFE refuses, and 0xE2.
+    // The bytes Go's HTML-safe encoder escapes, and 0xE2 (the tests check
+    // this against `needs_escape_check`).
     scan_for(
         s,
         from,
