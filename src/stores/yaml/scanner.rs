@@ -1409,7 +1409,7 @@ impl<'a> Scanner<'a> {
                     loop {
                         let q = p;
                         // Stop at what is not printable ASCII (DEL and
-                        // non-ASCII included), blanks, quotes and `\\`.
+                        // non-ASCII included), blanks, quotes and backslash.
                         p = swar::scan_for(
                             buf,
                             p,
