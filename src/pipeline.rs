@@ -244,8 +244,9 @@ struct Done {
     mac_input: WipedBytes,
     warnings: Vec<String>,
     /// JSON: the members already printed by the worker (then `items` is
-    /// empty), see [`print_json_piece`].
-    printed: Option<WipedBytes>,
+    /// empty), see [`print_json_piece`]. Plaintext on decrypt, where
+    /// [`Plain`] wipes it; ciphertext and clear values on encrypt.
+    printed: Option<Vec<u8>>,
 }
 
 /// JSON pieces are printed on the worker: the calling thread then only
@@ -265,7 +266,8 @@ fn print_json_piece(done: &mut Done, indent: &[u8], output_hint: usize, plaintex
         done.items.zeroize();
     }
     done.items = Branch::default();
-    done.printed = Some(printed);
+    // Moved out unwiped: a decrypted piece is wrapped in `Plain`.
+    done.printed = Some(std::mem::take(&mut printed.0));
     Some(())
 }
 
@@ -525,16 +527,7 @@ fn encrypt_in<R: Read>(
         || reader.next_piece(),
         &|piece| work(piece, &job),
         &|mut piece: Vec<u8>| wipe_vec(&mut piece),
-        |mut done: Done| {
-            let accepted = asm.accept(&mut done);
-            // What a worker printed for an encrypted piece is ciphertext and
-            // values the selectors leave in clear, now in the output anyway:
-            // freed without the wipe (a memset of its whole capacity).
-            if let Some(mut printed) = done.printed.take() {
-                drop(std::mem::take(&mut printed.0));
-            }
-            accepted
-        },
+        |mut done: Done| asm.accept(&mut done),
     )?;
     if pieces == 0 {
         return None;
@@ -702,12 +695,16 @@ pub struct DecryptedPieces {
     pub pieces: usize,
 }
 
-/// A decrypted piece; its plaintext is wiped however it goes.
+/// A decrypted piece; its plaintext (tree and printed text) is wiped
+/// however it goes.
 struct Plain(Done);
 
 impl Drop for Plain {
     fn drop(&mut self) {
         self.0.items.zeroize();
+        if let Some(printed) = &mut self.0.printed {
+            wipe_vec(printed);
+        }
     }
 }
 

@@ -1821,6 +1821,8 @@ fn piece_cuts(items: &[Item], pieces: usize) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn class_bits_match_the_table() {
         let mut rng = crate::testutil::Rng(0x5EED);
@@ -1837,8 +1839,6 @@ mod tests {
             assert_eq!(class_bits(&v), slow, "{v:?}");
         }
     }
-
-    use super::*;
 
     /// Emission in pieces (every allowed boundary, alone and all together)
     /// and streaming give the bytes of the one-buffer emission.
