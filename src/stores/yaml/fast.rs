@@ -82,7 +82,7 @@ fn to_string(v: Vec<u8>) -> String {
     }
 }
 
-fn scalar_value(text: String, r: Resolved) -> Value {
+pub(super) fn scalar_value(text: String, r: Resolved) -> Value {
     match r {
         Resolved::Null => Value::Null,
         Resolved::Bool(b) => Value::Bool(b),
@@ -103,7 +103,7 @@ fn key_text(k: &Key) -> Option<&str> {
     }
 }
 
-fn has_duplicate_keys(items: &[Item]) -> bool {
+pub(super) fn has_duplicate_keys(items: &[Item]) -> bool {
     let n = items.iter().filter(|i| !i.key.is_comment()).count();
     if n < 2 {
         return false;

@@ -5,6 +5,7 @@
 //! conversion + a port of go-yaml's emitter.
 
 mod compose;
+mod direct;
 mod emit;
 mod fast;
 mod parser;
@@ -169,6 +170,9 @@ impl Store for YamlStore {
         if let Some(branches) = split::load(&data) {
             return Ok(branches);
         }
+        if let Some(branch) = direct::load(&data) {
+            return Ok(vec![branch]);
+        }
         if let Ok(branches) = fast::Fast::new(&data).load() {
             return Ok(branches);
         }
@@ -207,8 +211,12 @@ pub fn load_piece(piece: &[u8]) -> Option<Branch> {
     if piece.starts_with(&[0xEF, 0xBB, 0xBF]) || piece.starts_with(&[0xFF, 0xFE]) || piece.starts_with(&[0xFE, 0xFF]) {
         return None;
     }
+    // The direct loader accepts printable ASCII only, which `validate` passes.
+    if let Some(branch) = direct::load(piece) {
+        return Some(branch);
+    }
     validate(piece).ok()?;
-    split::load_one(piece)
+    split::load_streaming(piece)
 }
 
 /// The reference load: composer → node tree, sops' pre-check of the first

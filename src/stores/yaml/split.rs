@@ -141,8 +141,14 @@ pub fn load_pieces(data: &[u8], cuts: &[usize]) -> Option<Vec<Branch>> {
     Some(vec![Branch(items)])
 }
 
-/// One piece: exactly one mapping document through the streaming loader.
+/// One piece: exactly one mapping document through the direct loader or,
+/// where it gives up, the streaming one.
 pub(super) fn load_one(piece: &[u8]) -> Option<Branch> {
+    super::direct::load(piece).or_else(|| load_streaming(piece))
+}
+
+/// [`load_one`] without the direct loader (which has given up already).
+pub(super) fn load_streaming(piece: &[u8]) -> Option<Branch> {
     let mut docs = Fast::new(piece).load().ok()?;
     if docs.len() != 1 {
         return None;
