@@ -36,6 +36,9 @@ type R<T> = Result<T, Off>;
 /// Nesting beyond which the streaming loader takes over.
 const MAX_DEPTH: usize = 64;
 
+/// Longest plain key taken (go-yaml's simple keys end 1024 bytes on).
+const MAX_KEY_LEN: usize = 1000;
+
 /// go-yaml looks for a line comment at most 512 bytes past a token; stay
 /// well inside that.
 const LINE_COMMENT_REACH: usize = 400;
@@ -192,7 +195,8 @@ impl<'a> Direct<'a> {
         while e < s.len() && is_key_char(s[e]) {
             e += 1;
         }
-        if s.get(e) != Some(&b':') {
+        // go-yaml drops a simple key candidate 1024 bytes on.
+        if e - at > MAX_KEY_LEN || s.get(e) != Some(&b':') {
             return None;
         }
         match s.get(e + 1) {
@@ -362,13 +366,17 @@ impl<'a> Direct<'a> {
             _ => {
                 // A plain scalar ends at " #" or the line end; ": " or a
                 // final ':' inside would make it a key.
-                let mut e = at;
-                while e < end {
-                    match s[e] {
-                        b':' if e + 1 == end || s[e + 1] == b' ' => return Err(Off),
-                        b'#' if s[e - 1] == b' ' => break,
-                        _ => e += 1,
+                let (mut from, mut e) = (at, end);
+                while let Some(i) = memchr::memchr2(b':', b'#', &s[from..end]) {
+                    let p = from + i;
+                    if s[p] == b':' && (p + 1 == end || s[p + 1] == b' ') {
+                        return Err(Off);
                     }
+                    if s[p] == b'#' && s[p - 1] == b' ' {
+                        e = p;
+                        break;
+                    }
+                    from = p + 1;
                 }
                 while s[e - 1] == b' ' {
                     e -= 1;
@@ -485,7 +493,23 @@ mod tests {
         "k-",
         "a.",
         "18446744073709551615",
+        LONG_KEY,
     ];
+
+    /// A key too long for a go-yaml simple key (1,025 bytes).
+    const LONG_KEY: &str = concat!(
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "k123456789012345678901234",
+    );
 
     const SCALARS: &[&str] = &[
         "plain",

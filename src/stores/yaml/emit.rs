@@ -898,6 +898,63 @@ impl Emitter {
         self.state = self.states.pop().unwrap_or(State::End);
     }
 
+    /// A block mapping pair of two plain scalars without comments, written
+    /// with the same primitive steps the key and value events take through
+    /// the state machine (`BlockMapping{First,}Key` → `BlockMappingSimpleValue`
+    /// → `BlockMappingKey`), minus the event and state bookkeeping, which
+    /// nets out for such a pair. `false` (nothing written) when the pair or
+    /// the emitter state is anything else; the caller then emits events.
+    fn plain_pair(&mut self, key: &ScalarRepr<'_>, value: &ScalarRepr<'_>) -> bool {
+        #[cfg(test)]
+        if tests::NO_PLAIN_PAIRS.with(std::cell::Cell::get) {
+            return false;
+        }
+        let first = match self.state {
+            State::BlockMappingFirstKey => true,
+            State::BlockMappingKey => false,
+            _ => return false,
+        };
+        if self.flow_level != 0
+            || !self.head_comment.is_empty()
+            || !self.line_comment.is_empty()
+            || !self.foot_comment.is_empty()
+            || !self.tail_comment.is_empty()
+            || !self.key_line_comment.is_empty()
+            || !key.tag.is_empty()
+            || !value.tag.is_empty()
+            || key.text.is_empty()
+            || value.text.is_empty()
+            // `check_simple_key`.
+            || key.text.len() > 128
+        {
+            return false;
+        }
+        let ka = key.analysis.unwrap_or_else(|| analyze_scalar(&key.text));
+        let va = value.analysis.unwrap_or_else(|| analyze_scalar(&value.text));
+        if ka.multiline
+            || va.multiline
+            || select_style(key.style, &ka, &key.text, true, true, true) != Style::Plain
+            || select_style(value.style, &va, &value.text, false, true, true) != Style::Plain
+        {
+            return false;
+        }
+        if first {
+            self.increase_indent(false, false);
+        }
+        self.write_indent();
+        self.simple_key_context = true;
+        self.root_context = false;
+        self.analysis = ka;
+        self.write_plain(key.text.as_bytes());
+        self.write_indicator(b":", false, false, false);
+        self.simple_key_context = false;
+        self.analysis = va;
+        self.scalar_style = Style::Plain;
+        self.write_plain(value.text.as_bytes());
+        self.state = State::BlockMappingKey;
+        true
+    }
+
     // ---- event processing ----
 
     fn emit(&mut self, mut ev: Ev) {
@@ -1467,10 +1524,20 @@ impl<'e, 's> Gen<'e, 's> {
         let n = keys.len();
         for (idx, (it, khead)) in keys.into_iter().enumerate() {
             let kr = key_repr(&it.key);
-            self.scalar(&kr, khead, String::new(), std::mem::take(&mut tail));
             if idx + 1 == n {
                 tail = std::mem::take(&mut last_foot);
             }
+            if khead.is_empty() {
+                if let Some(vr) = scalar_repr(&it.value) {
+                    if !self.em.plain_pair(&kr, &vr) {
+                        self.scalar(&kr, khead, String::new(), String::new());
+                        self.scalar(&vr, String::new(), String::new(), String::new());
+                    }
+                    self.flush_if_full();
+                    continue;
+                }
+            }
+            self.scalar(&kr, khead, String::new(), String::new());
             self.value(&it.value, String::new(), String::new());
             self.flush_if_full();
         }
@@ -1822,6 +1889,138 @@ fn piece_cuts(items: &[Item], pieces: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Rng;
+
+    thread_local! {
+        /// Set by a test to take `Emitter::plain_pair` out.
+        pub(super) static NO_PLAIN_PAIRS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    const TEXTS: &[&str] = &[
+        "a",
+        "key_1",
+        "b c",
+        "ENC[AES256_GCM,data:x+/==,iv:y,tag:z,type:str]",
+        "",
+        " lead",
+        "trail ",
+        "true",
+        "123",
+        "1.5",
+        "null",
+        "~",
+        "a: b",
+        "a:",
+        "#x",
+        "a #x",
+        "- x",
+        "-x",
+        "caf\u{e9}",
+        "line\nbreak",
+        "tab\t",
+        "'q'",
+        "\"dq\"",
+        "<<",
+        "---",
+        "2001-12-14",
+        "0x1F",
+        "yes",
+        "[a]",
+        "a,b",
+        "k123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\
+         0123456789012345678901234567890",
+    ];
+
+    fn random_value(rng: &mut Rng, depth: usize) -> Value {
+        match rng.below(if depth < 3 { 13 } else { 9 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.below(2) == 0),
+            2 => Value::Int(rng.next() as i64 >> rng.below(64)),
+            3 => Value::Float([0.5, -0.0, 1e300, f64::INFINITY, 12.0, 1e-7][rng.below(6)]),
+            4..=7 => Value::Str(TEXTS[rng.below(TEXTS.len())].to_string()),
+            8 => Value::Time("2001-12-14T21:59:43.1-05:00".to_string()),
+            9 | 10 => Value::Map(random_branch(rng, depth + 1)),
+            _ => Value::List(
+                (0..rng.below(4))
+                    .map(|_| {
+                        if rng.below(6) == 0 {
+                            Value::Comment(" c".to_string())
+                        } else {
+                            random_value(rng, depth + 1)
+                        }
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn random_branch(rng: &mut Rng, depth: usize) -> Branch {
+        let mut items = Vec::new();
+        for i in 0..rng.below(5) {
+            if rng.below(6) == 0 {
+                items.push(Item::comment(TEXTS[rng.below(TEXTS.len())]));
+                continue;
+            }
+            let key = match rng.below(8) {
+                0 => Key::NonString {
+                    type_name: "int",
+                    text: "12".to_string(),
+                },
+                1 => Key::NonString {
+                    type_name: "bool",
+                    text: "true".to_string(),
+                },
+                2 | 3 => Key::Str(TEXTS[rng.below(TEXTS.len())].to_string()),
+                _ => Key::Str(format!("k{i}")),
+            };
+            items.push(Item {
+                key,
+                value: random_value(rng, depth),
+            });
+        }
+        Branch(items)
+    }
+
+    /// Output with and without `Emitter::plain_pair`.
+    fn both_ways(emit: impl Fn() -> Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+        let fast = emit();
+        NO_PLAIN_PAIRS.with(|c| c.set(true));
+        let slow = emit();
+        NO_PLAIN_PAIRS.with(|c| c.set(false));
+        (fast, slow)
+    }
+
+    #[test]
+    fn plain_pairs_match_the_event_path() {
+        let mut rng = Rng(0xFA57_BA15);
+        let mut differing_from_none = 0;
+        for round in 0..20_000 {
+            let branch = random_branch(&mut rng, 0);
+            let indent = [2, 4][round % 2];
+            let (fast, slow) = both_ways(|| emit_documents(std::slice::from_ref(&branch), indent));
+            assert!(
+                fast == slow,
+                "plain pairs changed the output:\n{}\n---\n{}",
+                String::from_utf8_lossy(&slow),
+                String::from_utf8_lossy(&fast)
+            );
+            let (fast, slow) = both_ways(|| {
+                let mut d = DocumentStream::new(indent);
+                d.push(&branch.0);
+                d.finish()
+            });
+            assert!(
+                fast == slow,
+                "plain pairs changed the streamed output:\n{}",
+                String::from_utf8_lossy(&slow)
+            );
+            differing_from_none += usize::from(slow.windows(2).any(|w| w == b": "));
+        }
+        assert!(
+            differing_from_none > 5_000,
+            "too few pairs generated: {differing_from_none}"
+        );
+    }
 
     #[test]
     fn class_bits_match_the_table() {
