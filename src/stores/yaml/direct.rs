@@ -22,7 +22,7 @@
 //!   key's column, with no blank line next to them.
 //!
 //! Everything else — flow collections, block scalars, multi-line scalars,
-//! anchors, tags, documents markers, comments anywhere else — gives up.
+//! anchors, tags, document markers, comments anywhere else — gives up.
 
 use super::fast::{has_duplicate_keys, scalar_value};
 use super::resolve::{resolve_plain, Resolved};

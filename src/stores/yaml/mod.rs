@@ -1,8 +1,11 @@
 //! The YAML store (spec §8.2): go-yaml v3 behaviour as sops 3.11 uses it.
 //!
 //! `load` = go-yaml scanner/parser/composer ports + sops' first-document
-//! pre-check + sops' node → tree conversion; `emit` = sops' tree → node
-//! conversion + a port of go-yaml's emitter.
+//! pre-check + sops' node → tree conversion (the reference); `fast` does the
+//! same in one streaming pass for common documents and `direct` reads the
+//! plainest ones line by line, each giving up to the next for anything it
+//! does not cover. `emit` = sops' tree → node conversion + a port of
+//! go-yaml's emitter.
 
 mod compose;
 mod direct;

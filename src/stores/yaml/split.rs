@@ -1,5 +1,6 @@
 //! Parallel load of large YAML files: the input is cut before top-level
-//! keys and the pieces go through the streaming loader on several threads.
+//! keys and the pieces go through the direct (else the streaming) loader on
+//! several threads.
 //!
 //! A cut is only made before a line that starts a plain key at column 0 (or
 //! before the column-0 comment lines directly above such a key) and follows
