@@ -63,20 +63,20 @@ pub fn load(input: &[u8]) -> Option<Branch> {
 
 /// Only `\n` and 0x20..=0x7E.
 fn printable_ascii(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(32);
-    for c in &mut chunks {
-        // Written to vectorize: one OR over the chunk.
-        let bad = c
-            .iter()
-            .fold(0u8, |acc, &b| acc | u8::from((b < 0x20 && b != b'\n') || b > 0x7E));
-        if bad != 0 {
-            return false;
+    let stops = crate::swar::Stops {
+        eq: [0x7F],
+        below: 0x20,
+        high: true,
+    };
+    let mut i = 0;
+    loop {
+        i = crate::swar::scan_for(s, i, stops);
+        match s.get(i) {
+            None => return true,
+            Some(b'\n') => i += 1,
+            Some(_) => return false,
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| (0x20..=0x7E).contains(&b) || b == b'\n')
 }
 
 fn is_key_start(b: u8) -> bool {
@@ -94,8 +94,6 @@ struct Ahead {
     line: Option<usize>,
     /// Its indentation.
     indent: usize,
-    /// Indentation of the first non-blank line (comment or content).
-    first_indent: Option<usize>,
     comments: bool,
     blanks: bool,
 }
@@ -124,7 +122,6 @@ impl<'a> Direct<'a> {
         let mut a = Ahead {
             line: None,
             indent: 0,
-            first_indent: None,
             comments: false,
             blanks: false,
         };
@@ -135,7 +132,6 @@ impl<'a> Direct<'a> {
             if at + ind == end {
                 a.blanks = true;
             } else {
-                a.first_indent.get_or_insert(ind);
                 if self.s[at + ind] != b'#' {
                     a.line = Some(at);
                     a.indent = ind;
@@ -148,14 +144,14 @@ impl<'a> Direct<'a> {
         a
     }
 
-    /// After a one-line scalar ending its line: what follows must not be
-    /// indented deeper than `col` (that would continue the scalar or be an
-    /// error).
-    fn scalar_ends(&self, col: usize) -> R<()> {
-        match self.ahead(self.pos).first_indent {
-            Some(ind) if ind > col => Err(Off),
-            _ => Ok(()),
+    /// Nothing but blank or comment lines left: the open collections end,
+    /// unless there are comments (foot comments, left to the streaming loader).
+    fn end_of_input(&mut self, a: &Ahead) -> R<()> {
+        if a.comments {
+            return Err(Off);
         }
+        self.pos = self.s.len();
+        Ok(())
     }
 
     fn enter(&mut self) -> R<()> {
@@ -218,11 +214,7 @@ impl<'a> Direct<'a> {
                 None => {
                     let a = self.ahead(self.pos);
                     let Some(line) = a.line else {
-                        if a.comments {
-                            // Comments at the end: foot comments.
-                            return Err(Off);
-                        }
-                        self.pos = self.s.len();
+                        self.end_of_input(&a)?;
                         break;
                     };
                     if a.indent < col {
@@ -275,8 +267,10 @@ impl<'a> Direct<'a> {
                     });
                 }
                 items.push(Item { key, value });
+                // A deeper line next (a continuation of the scalar or an
+                // error) makes the next lookahead give up: deeper content,
+                // or comments off the key column or inside a sequence.
                 self.pos = self.next_line(end);
-                self.scalar_ends(col)?;
             }
         }
         self.depth -= 1;
@@ -293,10 +287,7 @@ impl<'a> Direct<'a> {
         loop {
             let a = self.ahead(self.pos);
             let Some(line) = a.line else {
-                if a.comments {
-                    return Err(Off);
-                }
-                self.pos = self.s.len();
+                self.end_of_input(&a)?;
                 break;
             };
             if a.indent < col || (a.indent == col && !self.s[line + col..].starts_with(b"- ")) {
@@ -323,7 +314,6 @@ impl<'a> Direct<'a> {
                 }
                 list.push(value);
                 self.pos = self.next_line(end);
-                self.scalar_ends(col)?;
             }
         }
         self.depth -= 1;
@@ -430,6 +420,7 @@ fn plain_key(text: &[u8]) -> R<Key> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::same_branch;
     use super::*;
     use crate::testutil::{corpus_files, generated_document, Rng};
 
@@ -442,24 +433,6 @@ mod tests {
         }
     }
 
-    /// Tree equality where a NaN equals itself.
-    fn same_value(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
-            (Value::Map(x), Value::Map(y)) => same(x, y),
-            (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b)),
-            _ => a == b,
-        }
-    }
-
-    fn same(a: &Branch, b: &Branch) -> bool {
-        a.0.len() == b.0.len()
-            && a.0
-                .iter()
-                .zip(&b.0)
-                .all(|(x, y)| x.key == y.key && same_value(&x.value, &y.value))
-    }
-
     fn check(doc: &[u8]) -> bool {
         let Some(got) = load(doc) else {
             return false;
@@ -467,7 +440,7 @@ mod tests {
         let text = String::from_utf8_lossy(doc);
         match without_direct(doc) {
             Some(want) => assert!(
-                want.len() == 1 && same(&want[0], &got),
+                want.len() == 1 && same_branch(&want[0], &got),
                 "direct load differs from the streaming load on:\n{text}"
             ),
             None => panic!("direct load accepted a document the reference load rejects:\n{text}"),
@@ -727,6 +700,19 @@ mod tests {
             taken += usize::from(check(generated_document(&mut rng, i, 5).as_bytes()));
         }
         assert!(taken > 0, "no corpus document took the direct path");
+    }
+
+    #[test]
+    fn takes_printable_ascii_only() {
+        let base = "k0: plain value that is longer than one sixteen-byte step\nk1: x\n";
+        assert!(load(base.as_bytes()).is_some());
+        for bad in ["\t", "\r", "\u{7f}", "\u{0}", "\u{e9}", "\u{1b}"] {
+            for at in [4, 30, base.len() - 2] {
+                let mut doc = base.to_string();
+                doc.insert_str(at, bad);
+                assert!(load(doc.as_bytes()).is_none(), "{bad:?} at {at} was taken");
+            }
+        }
     }
 
     #[test]

@@ -606,7 +606,7 @@ mod tests {
     ];
 
     /// Tree equality that treats NaN floats as equal to each other.
-    fn same_value(a: &Value, b: &Value) -> bool {
+    pub(super) fn same_value(a: &Value, b: &Value) -> bool {
         match (a, b) {
             (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
             (Value::Map(x), Value::Map(y)) => same_branch(x, y),
@@ -615,7 +615,7 @@ mod tests {
         }
     }
 
-    fn same_branch(a: &Branch, b: &Branch) -> bool {
+    pub(super) fn same_branch(a: &Branch, b: &Branch) -> bool {
         a.0.len() == b.0.len()
             && a.0
                 .iter()
