@@ -9,7 +9,7 @@ use crate::tree::{wipe_string, wipe_vec};
 use crate::tree::{Branch, Document, Key, Value};
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
@@ -247,10 +247,14 @@ impl<'t> Walker<'_, '_, 't> {
         let encrypted = self.selector.should_encrypt(self.matched > 0, &[], is_comment);
         let (hash, encrypt) = match self.mode {
             Mode::DecryptDeferred => {
-                if !encrypted {
+                // As in `leaf`: an encrypted value is hashed unless it
+                // decrypts to a comment (checked after decryption); a clear
+                // one unless it is a comment or only encrypted values count.
+                let hash = encrypted || (!self.mac_only_encrypted && !is_comment);
+                if !hash && !encrypted {
                     return;
                 }
-                (false, true)
+                (hash, encrypted)
             }
             _ => {
                 if encrypted && is_comment && is_empty(value) {
@@ -644,8 +648,10 @@ fn decrypt_job(cipher: &ValueCipher, job: &mut Job<'_>, aads: &[u8]) -> Result<b
 }
 
 /// Decrypt a large document: one walk records the leaves, threads decrypt
-/// chunks in place, then the MAC is computed over the plaintext in order.
-/// The error reported is the first one in document order, as sequentially.
+/// chunks of them in place, and the calling thread, between chunks of its
+/// own, hashes the finished chunks in document order (the MAC), so hashing
+/// overlaps decryption. The error reported is the first one in document
+/// order, as sequentially.
 fn decrypt_parallel(
     doc: &mut Document,
     cipher: &ValueCipher,
@@ -653,63 +659,131 @@ fn decrypt_parallel(
     mac_only_encrypted: bool,
     threads: usize,
 ) -> Result<WalkOutcome, TreeError> {
+    let mut w = new_walker(Mode::DecryptDeferred, selector, mac_only_encrypted, true);
+    for branch in &mut doc.branches {
+        w.walk_branch(branch)?;
+    }
+    let Deferred { mut jobs, aads } = w.deferred.take().expect("created deferred");
+    let aads = &aads[..];
+    let chunks: Vec<Mutex<&mut [Job<'_>]>> = jobs.chunks_mut(CHUNK_JOBS).map(Mutex::new).collect();
+    let done: Vec<AtomicBool> = chunks.iter().map(|_| AtomicBool::new(false)).collect();
+    let next = AtomicUsize::new(0);
+    // Index of the earliest failed job so far; chunks after it are skipped.
+    let failed_at = AtomicUsize::new(usize::MAX);
+    let lock = |c: usize| chunks[c].lock().unwrap_or_else(|p| p.into_inner());
+
+    // Decrypts chunk `c`; returns the unencrypted-comment warnings, or the
+    // chunk's first error with its job index.
+    let decrypt_chunk = |c: usize| -> Result<usize, (usize, TreeError)> {
+        let mut warned = 0;
+        let mut chunk = lock(c);
+        for (i, job) in chunk.iter_mut().enumerate().filter(|(_, j)| j.encrypt) {
+            match decrypt_job(cipher, job, aads) {
+                Ok(warn) => warned += usize::from(warn),
+                Err(e) => {
+                    let at = c * CHUNK_JOBS + i;
+                    failed_at.fetch_min(at, Ordering::Relaxed);
+                    return Err((at, e));
+                }
+            }
+        }
+        drop(chunk);
+        done[c].store(true, Ordering::Release);
+        Ok(warned)
+    };
+    // Claims chunks until none is left (or one fails before it).
+    let claim = || next.fetch_add(1, Ordering::Relaxed);
+    let skip = |c: usize| failed_at.load(Ordering::Relaxed) < c * CHUNK_JOBS;
+    let work = || {
+        let mut first_error: Option<(usize, TreeError)> = None;
+        let mut warned = 0usize;
+        loop {
+            let c = claim();
+            if c >= chunks.len() {
+                break;
+            }
+            if skip(c) {
+                continue;
+            }
+            match decrypt_chunk(c) {
+                Ok(n) => warned += n,
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        (first_error, warned)
+    };
+    let hash = &mut w.hash;
+    let outcomes = std::thread::scope(|s| {
+        // Threads that cannot be started just leave more chunks to this one.
+        let handles: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+            .collect();
+        let mut first_error: Option<(usize, TreeError)> = None;
+        let mut warned = 0usize;
+        let mut scratch = Zeroizing::new(Vec::with_capacity(32));
+        let mut hashed = 0;
+        while hashed < chunks.len() {
+            if done[hashed].load(Ordering::Acquire) {
+                for job in lock(hashed).iter().filter(|j| j.hash) {
+                    hash_decrypted(job, &mut scratch, |bytes| hash.update(bytes));
+                }
+                hashed += 1;
+                continue;
+            }
+            if failed_at.load(Ordering::Relaxed) != usize::MAX {
+                break;
+            }
+            let c = claim();
+            if c < chunks.len() {
+                match decrypt_chunk(c) {
+                    Ok(n) => warned += n,
+                    Err(e) => first_error = first_error.or(Some(e)),
+                }
+            } else if handles.iter().all(|h| h.is_finished()) && !done[hashed].load(Ordering::Acquire) {
+                // A worker ended without finishing its chunk: it panicked
+                // (the join below passes the panic on).
+                break;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let mut all = vec![(first_error, warned)];
+        for h in handles {
+            all.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
     let mut warnings = 0usize;
-    {
-        let mut w = new_walker(Mode::DecryptDeferred, selector, mac_only_encrypted, true);
-        for branch in &mut doc.branches {
-            w.walk_branch(branch)?;
-        }
-        let Deferred { mut jobs, aads } = w.deferred.take().expect("created deferred");
-        let aads = &aads[..];
-        let queue = Mutex::new(jobs.chunks_mut(CHUNK_JOBS).enumerate());
-        let work = || {
-            let mut first_error: Option<(usize, TreeError)> = None;
-            let mut warned = 0usize;
-            loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                let Some((c, chunk)) = next else { break };
-                if first_error.as_ref().is_some_and(|(i, _)| *i < c * CHUNK_JOBS) {
-                    continue;
-                }
-                for (i, job) in chunk.iter_mut().enumerate() {
-                    match decrypt_job(cipher, job, aads) {
-                        Ok(warn) => warned += usize::from(warn),
-                        Err(e) => {
-                            first_error = Some((c * CHUNK_JOBS + i, e));
-                            break;
-                        }
-                    }
-                }
+    let mut first: Option<(usize, TreeError)> = None;
+    for (err, warned) in outcomes {
+        warnings += warned;
+        if let Some((i, e)) = err {
+            if first.as_ref().is_none_or(|(j, _)| i < *j) {
+                first = Some((i, e));
             }
-            (first_error, warned)
-        };
-        let outcomes = std::thread::scope(|s| {
-            // Threads that cannot be started just leave more chunks to the others.
-            let handles: Vec<_> = (1..threads)
-                .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
-                .collect();
-            let mut all = vec![work()];
-            for h in handles {
-                all.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            }
-            all
-        });
-        let mut first: Option<(usize, TreeError)> = None;
-        for (err, warned) in outcomes {
-            warnings += warned;
-            if let Some((i, e)) = err {
-                if first.as_ref().is_none_or(|(j, _)| i < *j) {
-                    first = Some((i, e));
-                }
-            }
-        }
-        if let Some((_, e)) = first {
-            return Err(e);
         }
     }
-    let mut outcome = run(doc, Mode::Mac, selector, mac_only_encrypted)?;
-    outcome.warnings = vec![POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warnings];
-    Ok(outcome)
+    if let Some((_, e)) = first {
+        return Err(e);
+    }
+    drop(chunks);
+    Ok(WalkOutcome {
+        mac: mac_hex(std::mem::take(&mut w.hash)),
+        warnings: vec![POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warnings],
+    })
+}
+
+/// Feed the MAC input of a decrypted (or clear) leaf to `hash`: as in
+/// [`Walker::leaf`], a value that is a comment after decryption is not
+/// hashed.
+fn hash_decrypted(job: &Job<'_>, scratch: &mut Vec<u8>, mut hash: impl FnMut(&[u8])) {
+    if let Slot::Value(v) = &job.slot {
+        if !matches!(v, Value::Comment(_)) {
+            if let Some((bytes, _)) = plaintext_bytes(v, scratch) {
+                hash(bytes);
+            }
+        }
+    }
 }
 
 fn unreachable_job() -> (&'static [u8], &'static str) {
@@ -757,13 +831,14 @@ pub fn decrypt_piece(
         let mut w = new_walker(Mode::DecryptDeferred, selector, mac_only_encrypted, true);
         w.walk_branch(items)?;
         let Deferred { mut jobs, aads } = w.deferred.take().expect("created deferred");
-        for job in &mut jobs {
+        for job in jobs.iter_mut().filter(|j| j.encrypt) {
             warned += usize::from(decrypt_job(cipher, job, &aads)?);
         }
+        let mut scratch = Zeroizing::new(Vec::with_capacity(32));
+        for job in jobs.iter().filter(|j| j.hash) {
+            hash_decrypted(job, &mut scratch, |bytes| mac_input.extend_from_slice(bytes));
+        }
     }
-    let mut w = new_walker(Mode::Mac, selector, mac_only_encrypted, false);
-    w.mac_input = Some(mac_input);
-    w.walk_branch(items)?;
     Ok(vec![POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warned])
 }
 

@@ -1,18 +1,20 @@
-//! Large YAML and JSON files encrypted and decrypted piece by piece, so
+//! Large YAML, JSON and dotenv files encrypted and decrypted piece by piece, so
 //! that parsing, the cipher work and printing overlap on all cores and the
 //! whole plaintext tree never exists at once.
 //!
 //! Encrypt: the input is read in chunks and cut between top-level keys: for
 //! YAML before the lines [`yaml::is_piece_start`] allows (the cuts the
 //! parallel load uses), for JSON at the commas between top-level members
-//! ([`json::MemberCuts`]). Worker threads parse each piece and encrypt its
-//! values (JSON: and print it, [`json::print_members`]); the calling thread
+//! ([`json::MemberCuts`]), for dotenv after any line. Worker threads parse
+//! each piece and encrypt its values (JSON and dotenv: and print it,
+//! [`json::print_members`], [`dotenv::print_items`]); the calling thread
 //! takes the pieces in document order, hashes their MAC input, checks the
 //! top-level keys across pieces and prints them (JSON: copies them) into one
 //! output buffer ([`DocumentStream`], [`ObjectStream`]), which gives the
 //! bytes the whole-tree path prints.
 //!
-//! Decrypt: the `sops` block, which sops writes last, is found and read
+//! Decrypt: the `sops` block (dotenv: the `sops_` lines), which sops
+//! writes last, is found and read
 //! first ([`open_encrypted`]) so the caller can recover the data key; the
 //! data before it then goes through the same machinery with decryption,
 //! and the caller checks the MAC before writing anything.
@@ -28,6 +30,8 @@ use crate::cipher::ValueCipher;
 use crate::crypt::{decrypt_piece, encrypt_piece, mac_hex, MacHash, MAC_ONLY_ENCRYPTED_INIT};
 use crate::metadata::{Metadata, NilList};
 use crate::policy::Selector;
+use crate::stores::dotenv;
+use crate::stores::flatten::{flatten, unflatten};
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
 use crate::tree::{wipe_vec, Branch, Item, Key, WipedBytes};
@@ -50,16 +54,37 @@ const PIECE_BYTES: usize = 128 * 1024;
 const READ_BYTES: usize = 128 * 1024;
 const MAX_THREADS: usize = 8;
 
+/// The formats that go piecewise.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Yaml,
+    Json,
+    Dotenv,
+}
+
 /// The formats that go piecewise, with their output settings.
 pub enum PieceFormat<'s> {
     Yaml { indent: usize },
     Json(&'s JsonStore),
+    Dotenv,
+}
+
+impl PieceFormat<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            PieceFormat::Yaml { .. } => Kind::Yaml,
+            PieceFormat::Json(_) => Kind::Json,
+            PieceFormat::Dotenv => Kind::Dotenv,
+        }
+    }
 }
 
 /// Where the pieces are printed, in order.
 enum Printer {
     Yaml(Box<DocumentStream>),
     Json(ObjectStream),
+    /// Each dotenv item is a line of its own: pieces are just concatenated.
+    Dotenv(Vec<u8>),
 }
 
 impl Printer {
@@ -67,6 +92,7 @@ impl Printer {
         match format {
             PieceFormat::Yaml { indent } => Printer::Yaml(Box::new(DocumentStream::new(indent))),
             PieceFormat::Json(store) => Printer::Json(ObjectStream::new(store)),
+            PieceFormat::Dotenv => Printer::Dotenv(Vec::new()),
         }
     }
 
@@ -77,6 +103,7 @@ impl Printer {
         let out = match self {
             Printer::Yaml(p) => p.output(),
             Printer::Json(p) => p.output(),
+            Printer::Dotenv(out) => out,
         };
         let _ = crate::bigbuf::reserve(out, bytes);
     }
@@ -88,6 +115,15 @@ impl Printer {
                 true
             }
             Printer::Json(p) => p.push(items).is_ok(),
+            Printer::Dotenv(out) => dotenv::print_items(items, out).is_ok(),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Printer::Yaml(p) => p.finish(),
+            Printer::Json(p) => p.finish(),
+            Printer::Dotenv(out) => out,
         }
     }
 }
@@ -119,6 +155,18 @@ impl EncryptedPieces {
                 debug_assert!(printed.is_ok());
                 p.finish()
             }
+            Printer::Dotenv(mut out) => {
+                // As `sopsfile::emit_encrypted`: the flattened block, one
+                // `sops_` line per leaf.
+                let lines: Vec<Item> = flatten(&metadata.to_value(NilList::Null))
+                    .into_iter()
+                    .map(|(k, v)| Item::new(format!("sops_{k}"), v))
+                    .collect();
+                // Flattened metadata is scalars only: always printable.
+                let printed = dotenv::print_items(&lines, &mut out);
+                debug_assert!(printed.is_ok());
+                out
+            }
         }
     }
 }
@@ -127,6 +175,8 @@ impl EncryptedPieces {
 enum Cutter {
     /// Before lines [`yaml::is_piece_start`] allows.
     Yaml,
+    /// After any newline (dotenv).
+    Lines,
     /// At top-level commas; `first` until the first cut.
     Json { cuts: MemberCuts, first: bool },
 }
@@ -158,7 +208,7 @@ impl<R: Read> PieceReader<R> {
     fn next_piece(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
             let cut = match &mut self.cutter {
-                Cutter::Yaml => self.find_line_cut(),
+                Cutter::Yaml | Cutter::Lines => self.find_line_cut(),
                 Cutter::Json { cuts, .. } => {
                     let (cut, scanned) = cuts.scan(&self.buf, self.scanned, self.piece_bytes);
                     self.scanned = scanned;
@@ -188,7 +238,7 @@ impl<R: Read> PieceReader<R> {
     /// The piece before `cut`; the buffer keeps the rest.
     fn split_at(&mut self, cut: usize) -> Vec<u8> {
         match &mut self.cutter {
-            Cutter::Yaml => {
+            Cutter::Yaml | Cutter::Lines => {
                 let rest = self.buf.split_off(cut);
                 std::mem::replace(&mut self.buf, rest)
             }
@@ -221,7 +271,7 @@ impl<R: Read> PieceReader<R> {
             if start >= self.buf.len() {
                 break;
             }
-            if yaml::is_piece_start(&self.buf, start) {
+            if matches!(self.cutter, Cutter::Lines) || yaml::is_piece_start(&self.buf, start) {
                 return Some(start);
             }
             pos = start;
@@ -243,25 +293,38 @@ struct Done {
     items: Branch,
     mac_input: WipedBytes,
     warnings: Vec<String>,
-    /// JSON: the members already printed by the worker (then `items` is
-    /// empty), see [`print_json_piece`]. Plaintext on decrypt, where
+    /// JSON and dotenv: the piece already printed by the worker (then
+    /// `items` is empty), see [`print_piece`]. Plaintext on decrypt, where
     /// [`Plain`] wipes it; ciphertext and clear values on encrypt.
     printed: Option<Vec<u8>>,
 }
 
-/// JSON pieces are printed on the worker: the calling thread then only
-/// hashes and copies, instead of printing every piece itself while the
-/// workers wait. A piece holding a `sops` or non-string key is refused here,
-/// as [`Assembler::accept`] would refuse it. The tree goes at once, wiped
-/// if it is plaintext (`plaintext_tree`: decrypt); an encrypted tree holds
-/// nothing the output does not show.
-fn print_json_piece(done: &mut Done, indent: &[u8], output_hint: usize, plaintext_tree: bool) -> Option<()> {
-    let refused = |item: &Item| item.key.as_str() == Some("sops") || matches!(item.key, Key::NonString { .. });
+/// JSON and dotenv pieces are printed on the worker: the calling thread
+/// then only hashes and copies, instead of printing every piece itself
+/// while the workers wait. A piece holding a key the whole-tree path treats
+/// as metadata (JSON `sops`, dotenv `sops_…`) or a non-string key is
+/// refused here, as [`Assembler::accept`] would refuse it. The tree goes at
+/// once, wiped if it is plaintext (`plaintext_tree`: decrypt); an encrypted
+/// tree holds nothing the output does not show.
+fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plaintext_tree: bool) -> Option<()> {
+    let refused = |item: &Item| match (&item.key, print) {
+        (Key::NonString { .. }, _) => true,
+        (Key::Str(k), WorkerPrint::Dotenv) => k.starts_with("sops_"),
+        (Key::Str(k), _) => k == "sops",
+        (Key::Comment(_), _) => false,
+    };
+    if matches!(print, WorkerPrint::Nothing) {
+        return Some(());
+    }
     if done.items.0.iter().any(refused) {
         return None;
     }
     let mut printed = WipedBytes::with_capacity(output_hint);
-    json::print_members(indent, &done.items.0, &mut printed).ok()?;
+    match print {
+        WorkerPrint::Json { indent } => json::print_members(indent, &done.items.0, &mut printed).ok()?,
+        WorkerPrint::Dotenv => dotenv::print_items(&done.items.0, &mut printed).ok()?,
+        WorkerPrint::Nothing => {}
+    }
     if plaintext_tree {
         done.items.zeroize();
     }
@@ -271,30 +334,49 @@ fn print_json_piece(done: &mut Done, indent: &[u8], output_hint: usize, plaintex
     Some(())
 }
 
-/// The indentation a JSON printer uses, for workers that print pieces.
-fn json_indent(printer: &Printer) -> Option<Vec<u8>> {
-    match printer {
-        Printer::Json(p) => Some(p.indent().to_vec()),
-        Printer::Yaml(_) => None,
+/// What a worker does with its piece after the cipher work.
+enum WorkerPrint {
+    /// YAML: the calling thread prints (the emitter's state runs across pieces).
+    Nothing,
+    /// JSON: print the members with this indentation unit.
+    Json {
+        indent: Vec<u8>,
+    },
+    Dotenv,
+}
+
+impl WorkerPrint {
+    fn of(printer: &Printer) -> WorkerPrint {
+        match printer {
+            Printer::Json(p) => WorkerPrint::Json {
+                indent: p.indent().to_vec(),
+            },
+            Printer::Dotenv(_) => WorkerPrint::Dotenv,
+            Printer::Yaml(_) => WorkerPrint::Nothing,
+        }
+    }
+}
+
+/// Load one piece of a `kind` file (a JSON piece has its braces).
+fn load_piece(kind: Kind, piece: &[u8]) -> Option<Branch> {
+    match kind {
+        Kind::Yaml => yaml::load_piece(piece),
+        Kind::Json => json::load_piece(piece),
+        Kind::Dotenv => dotenv::load_piece(piece),
     }
 }
 
 /// What a worker needs besides its piece.
 struct Job<'a> {
-    json: bool,
-    /// JSON: the indentation unit to print pieces with.
-    json_indent: Option<&'a [u8]>,
+    kind: Kind,
+    print: &'a WorkerPrint,
     cipher: &'a ValueCipher,
     selector: &'a Selector,
     mac_only_encrypted: bool,
 }
 
 fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
-    let loaded = if job.json {
-        json::load_piece(&piece)
-    } else {
-        yaml::load_piece(&piece)
-    };
+    let loaded = load_piece(job.kind, &piece);
     let mac_capacity = piece.len();
     // The piece is plaintext (its whole allocation: the reader's split
     // leaves the next piece's first bytes in the spare capacity).
@@ -319,9 +401,7 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
         warnings,
         printed: None,
     };
-    if let Some(indent) = job.json_indent {
-        print_json_piece(&mut done, indent, mac_capacity.saturating_mul(3), false)?;
-    }
+    print_piece(&mut done, job.print, mac_capacity.saturating_mul(3), false)?;
     Some(done)
 }
 
@@ -372,6 +452,10 @@ impl Assembler {
         match (&done.printed, &mut self.printer) {
             (Some(printed), Printer::Json(p)) => {
                 p.push_printed(printed);
+                true
+            }
+            (Some(printed), Printer::Dotenv(out)) => {
+                out.extend_from_slice(printed);
                 true
             }
             _ => self.printer.push(&done.items.0),
@@ -501,20 +585,20 @@ fn encrypt_in<R: Read>(
         // Comment selectors carry state from one key to the next.
         return None;
     }
-    let json = matches!(format, PieceFormat::Json(_));
-    let cutter = if json {
-        Cutter::Json {
+    let kind = format.kind();
+    let cutter = match kind {
+        Kind::Json => Cutter::Json {
             cuts: MemberCuts::default(),
             first: true,
-        }
-    } else {
-        Cutter::Yaml
+        },
+        Kind::Yaml => Cutter::Yaml,
+        Kind::Dotenv => Cutter::Lines,
     };
     let mut asm = Assembler::new(format, output_hint, mac_only_encrypted);
-    let indent = json_indent(&asm.printer);
+    let print = WorkerPrint::of(&asm.printer);
     let job = Job {
-        json,
-        json_indent: indent.as_deref(),
+        kind,
+        print: &print,
         cipher,
         selector,
         mac_only_encrypted,
@@ -548,7 +632,7 @@ fn encrypt_in<R: Read>(
 /// pieces are.
 pub struct EncryptedInput<'a> {
     input: &'a [u8],
-    json: bool,
+    kind: Kind,
     /// Where the data ends and the metadata piece starts (JSON: the
     /// top-level comma before it).
     data_end: usize,
@@ -577,14 +661,14 @@ impl DataCuts<'_, '_> {
             input,
             data_end,
             piece_bytes,
-            json,
+            kind,
             ..
         } = *self.file;
         if self.done {
             return Ok(None);
         }
         let start = self.start;
-        if json {
+        if kind == Kind::Json {
             let min_cut = (start + piece_bytes).min(data_end);
             let (cut, next) = self.members.scan(&input[..=data_end], self.scanned, min_cut);
             let Some(cut) = cut else {
@@ -601,7 +685,7 @@ impl DataCuts<'_, '_> {
                 break;
             };
             let line = pos + nl + 1;
-            if line < data_end && yaml::is_piece_start(input, line) {
+            if line < data_end && (kind == Kind::Dotenv || yaml::is_piece_start(input, line)) {
                 self.start = line;
                 return Ok(Some(start..line));
             }
@@ -622,18 +706,18 @@ fn metadata_of(piece: Option<Branch>) -> Option<Metadata> {
     Metadata::from_value(&item.value).ok()
 }
 
-/// Split a large encrypted YAML (single document) or JSON file whose `sops`
-/// block comes last, as sops writes it, or `None` (the whole-tree path then
-/// loads it and gives the exact result or error).
-pub fn open_encrypted(input: &[u8], json: bool) -> Option<EncryptedInput<'_>> {
-    open_encrypted_in(input, json, PIECE_BYTES)
+/// Split a large encrypted YAML (single document), JSON or dotenv file
+/// whose `sops` block comes last, as sops writes it, or `None` (the
+/// whole-tree path then loads it and gives the exact result or error).
+pub fn open_encrypted(input: &[u8], kind: Kind) -> Option<EncryptedInput<'_>> {
+    open_encrypted_in(input, kind, PIECE_BYTES)
 }
 
-fn open_encrypted_in(input: &[u8], json: bool, piece_bytes: usize) -> Option<EncryptedInput<'_>> {
-    if json {
-        open_json(input, piece_bytes)
-    } else {
-        open_yaml(input, piece_bytes)
+fn open_encrypted_in(input: &[u8], kind: Kind, piece_bytes: usize) -> Option<EncryptedInput<'_>> {
+    match kind {
+        Kind::Json => open_json(input, piece_bytes),
+        Kind::Yaml => open_yaml(input, piece_bytes),
+        Kind::Dotenv => open_dotenv(input, piece_bytes),
     }
 }
 
@@ -651,7 +735,7 @@ fn open_yaml(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
     let metadata = metadata_of(yaml::load_piece(&input[meta_at..]))?;
     Some(EncryptedInput {
         input,
-        json: false,
+        kind: Kind::Yaml,
         data_end: meta_at,
         piece_bytes,
         metadata,
@@ -677,8 +761,49 @@ fn open_json(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
     let metadata = metadata_of(json::load_piece(&meta_piece))?;
     Some(EncryptedInput {
         input,
-        json: true,
+        kind: Kind::Json,
         data_end: last_comma,
+        piece_bytes,
+        metadata,
+    })
+}
+
+fn open_dotenv(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
+    // The metadata: the run of `sops_` lines at the end. The whole-tree
+    // path merges `sops_` lines from anywhere into the metadata, so a file
+    // with one elsewhere is left to it (before the key is recovered from
+    // metadata that would lack that line).
+    let mut meta_at = input.len();
+    let mut line_end = input.len().checked_sub(1).filter(|&i| input[i] == b'\n')?;
+    loop {
+        let line_start = memchr::memrchr(b'\n', &input[..line_end]).map_or(0, |i| i + 1);
+        if !input[line_start..].starts_with(b"sops_") {
+            break;
+        }
+        meta_at = line_start;
+        if line_start == 0 {
+            break;
+        }
+        line_end = line_start - 1;
+    }
+    let data = &input[..meta_at];
+    if data.starts_with(b"sops_") || memchr::memmem::find(data, b"\nsops_").is_some() {
+        return None;
+    }
+    let branch = dotenv::load_piece(&input[meta_at..])?;
+    let pairs = branch
+        .0
+        .into_iter()
+        .map(|item| Some((item.key.as_str()?.strip_prefix("sops_")?.to_string(), item.value)))
+        .collect::<Option<Vec<_>>>()?;
+    if pairs.is_empty() {
+        return None;
+    }
+    let metadata = Metadata::from_value(&unflatten(pairs).ok()?).ok()?;
+    Some(EncryptedInput {
+        input,
+        kind: Kind::Dotenv,
+        data_end: meta_at,
         piece_bytes,
         metadata,
     })
@@ -712,13 +837,14 @@ impl Drop for Plain {
 /// file's format (`format` gives the output settings), or `None`.
 pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &ValueCipher) -> Option<DecryptedPieces> {
     let selector = file.metadata.selectors.compile().ok()?;
-    if selector.uses_comments() || file.json != matches!(format, PieceFormat::Json(_)) {
+    if selector.uses_comments() || file.kind != format.kind() {
         return None;
     }
     let mac_only = file.metadata.mac_only_encrypted;
     // Plaintext is under half the encrypted size.
     let mut asm = Assembler::new(format, file.input.len() / 2, mac_only);
-    let indent = json_indent(&asm.printer);
+    let print = WorkerPrint::of(&asm.printer);
+    let json = file.kind == Kind::Json;
     let mut cuts = DataCuts {
         file,
         start: 0,
@@ -734,7 +860,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     };
     let work = |(index, range): (usize, Range<usize>)| {
         let bytes = &file.input[range];
-        let piece: Cow<[u8]> = if file.json {
+        let piece: Cow<[u8]> = if json {
             let mut wrapped = Vec::with_capacity(bytes.len() + 2);
             if index > 0 {
                 wrapped.push(b'{');
@@ -745,11 +871,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         } else {
             Cow::Borrowed(bytes)
         };
-        let items = if file.json {
-            json::load_piece(&piece)?
-        } else {
-            yaml::load_piece(&piece)?
-        };
+        let items = load_piece(file.kind, &piece)?;
         let mut done = Plain(Done {
             items,
             mac_input: WipedBytes::with_capacity(piece.len() / 2),
@@ -758,16 +880,14 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         });
         let Done { items, mac_input, .. } = &mut done.0;
         done.0.warnings = decrypt_piece(items, cipher, &selector, mac_only, mac_input).ok()?;
-        if let Some(indent) = &indent {
-            print_json_piece(&mut done.0, indent, piece.len() / 2, true)?;
-        }
+        print_piece(&mut done.0, &print, piece.len() / 2, true)?;
         Some(done)
     };
     // Each piece's plaintext tree is wiped when `Plain` drops, printed or not.
     let pieces = std::thread::scope(|s| {
         // sops checks encrypted JSON strictly before anything else; its
         // error is the whole-tree path's to report.
-        let strict = || !file.json || json::validate_strict(file.input).is_ok();
+        let strict = || !json || json::validate_strict(file.input).is_ok();
         let validation = std::thread::Builder::new().spawn_scoped(s, strict);
         let pieces = run_pieces(3, &mut next, &work, &|_| {}, |mut plain: Plain| {
             asm.accept(&mut plain.0)
@@ -778,10 +898,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         };
         pieces.filter(|_| valid)
     })?;
-    let output = WipedBytes(match asm.printer {
-        Printer::Yaml(p) => p.finish(),
-        Printer::Json(p) => p.finish(),
-    });
+    let output = WipedBytes(asm.printer.finish());
     Some(DecryptedPieces {
         output,
         mac: mac_hex(asm.hash),
@@ -833,6 +950,22 @@ mod tests {
         )
     }
 
+    fn piece_format(format: Format, store: &JsonStore) -> PieceFormat<'_> {
+        match format {
+            Format::Json => PieceFormat::Json(store),
+            Format::Dotenv => PieceFormat::Dotenv,
+            _ => PieceFormat::Yaml { indent: 4 },
+        }
+    }
+
+    fn kind(format: Format) -> Kind {
+        match format {
+            Format::Json => Kind::Json,
+            Format::Dotenv => Kind::Dotenv,
+            _ => Kind::Yaml,
+        }
+    }
+
     /// The output with every `ENC[…]` value (random IVs) replaced by `ENC`.
     fn masked(out: &[u8]) -> String {
         let re = regex::Regex::new(r"ENC\[AES256_GCM,[^\]]*\]").expect("valid regex");
@@ -854,11 +987,15 @@ mod tests {
         let settings = StoreSettings::default();
         let meta = metadata(spec, mac_only);
         let store = JsonStore::default();
-        let piece_format = match format {
-            Format::Json => PieceFormat::Json(&store),
-            _ => PieceFormat::Yaml { indent: 4 },
-        };
-        let Some(done) = encrypt_in(input, piece_bytes, 0, piece_format, &cipher, &selector, mac_only) else {
+        let Some(done) = encrypt_in(
+            input,
+            piece_bytes,
+            0,
+            piece_format(format, &store),
+            &cipher,
+            &selector,
+            mac_only,
+        ) else {
             return 0;
         };
         let text = String::from_utf8_lossy(input);
@@ -1119,17 +1256,13 @@ mod tests {
             return 0;
         };
         let text = String::from_utf8_lossy(&encrypted);
-        let Some(file) = open_encrypted_in(&encrypted, format == Format::Json, piece_bytes) else {
+        let Some(file) = open_encrypted_in(&encrypted, kind(format), piece_bytes) else {
             return 0;
         };
         let (mut whole, whole_meta) = sopsfile::load_encrypted(format, &settings, &encrypted).expect("whole load");
         assert_eq!(file.metadata, whole_meta, "metadata differs for {text:?}");
         let store = JsonStore::default();
-        let piece_format = match format {
-            Format::Json => PieceFormat::Json(&store),
-            _ => PieceFormat::Yaml { indent: 4 },
-        };
-        let Some(done) = decrypt(&file, piece_format, &cipher) else {
+        let Some(done) = decrypt(&file, piece_format(format, &store), &cipher) else {
             return 0;
         };
         let reference = decrypt_document(&mut whole, &mut cipher, &selector, mac_only).expect("whole decrypt");
@@ -1196,7 +1329,7 @@ mod tests {
             data.to_string(),
         ];
         for case in &cases {
-            let taken = open_encrypted_in(case.as_bytes(), false, 64)
+            let taken = open_encrypted_in(case.as_bytes(), Kind::Yaml, 64)
                 .and_then(|file| decrypt(&file, PieceFormat::Yaml { indent: 4 }, &cipher));
             assert!(taken.is_none(), "taken piecewise: {case:?}");
         }
@@ -1208,16 +1341,149 @@ mod tests {
             .expect("utf-8");
         let store = JsonStore::default();
         let json_ok = |case: &str| {
-            open_encrypted_in(case.as_bytes(), true, 8)
+            open_encrypted_in(case.as_bytes(), Kind::Json, 8)
                 .and_then(|file| decrypt(&file, PieceFormat::Json(&store), &cipher))
         };
         assert!(json_ok(&json).is_some_and(|d| d.pieces > 1));
         assert!(json_ok(&format!("{json}x")).is_none());
         assert!(json_ok(&json.replacen("{", "{\"sops\": 1, ", 1)).is_none());
         // A wrong key: the first failing value stops it.
-        let file = open_encrypted_in(enc.as_bytes(), false, 64).expect("splits");
+        let file = open_encrypted_in(enc.as_bytes(), Kind::Yaml, 64).expect("splits");
         let other = ValueCipher::new(&DataKey::generate());
         assert!(decrypt(&file, PieceFormat::Yaml { indent: 4 }, &other).is_none());
         assert!(decrypt(&file, PieceFormat::Yaml { indent: 4 }, &cipher).is_some());
+    }
+
+    /// Random dotenv text aimed at the loader's edges: comments, blank
+    /// lines, `=` and `\n` escapes in values, CR, invalid UTF-8, keys with
+    /// spaces or the unencrypted suffix.
+    fn gen_dotenv(rng: &mut Rng, lines: usize) -> Vec<u8> {
+        const VALUE_BYTES: &[&[u8]] = &[
+            b"a",
+            b"Z",
+            b"0",
+            b"=",
+            b" ",
+            b"#",
+            b"\\",
+            b"\\n",
+            b"n",
+            b"\r",
+            b"\t",
+            b"\xff",
+            b"\xc3\xa9",
+            b"\"",
+            b"'",
+            b"ENC[",
+        ];
+        let mut out = Vec::new();
+        for i in 0..lines {
+            match rng.below(12) {
+                0 => out.extend_from_slice(format!("#comment {i}\n").as_bytes()),
+                1 => out.push(b'\n'),
+                2 => out.extend_from_slice(b"#\n"),
+                _ => {
+                    let key = match rng.below(5) {
+                        0 => format!("K{i}_unencrypted"),
+                        1 => format!("export k{i}"),
+                        2 => format!(" s{i} "),
+                        _ => format!("k{}", rng.below(10)),
+                    };
+                    out.extend_from_slice(key.as_bytes());
+                    out.push(b'=');
+                    for _ in 0..rng.below(12) {
+                        out.extend_from_slice(VALUE_BYTES[rng.below(VALUE_BYTES.len())]);
+                    }
+                    out.push(b'\n');
+                }
+            }
+        }
+        if rng.below(4) == 0 {
+            // No newline at the end.
+            out.extend_from_slice(b"last=value");
+        }
+        out
+    }
+
+    #[test]
+    fn dotenv_matches_the_whole_tree_path() {
+        // What a file without selectors reads as (the metadata the
+        // piecewise decrypt uses, where the reference uses the spec).
+        let default = SelectorSpec {
+            unencrypted_suffix: crate::policy::DEFAULT_UNENCRYPTED_SUFFIX.into(),
+            ..Default::default()
+        };
+        let regex = SelectorSpec {
+            encrypted_regex: "^k[0-5]".into(),
+            ..Default::default()
+        };
+        let (mut multi_encrypt, mut multi_decrypt) = (0, 0);
+        let mut rng = Rng(0x0E7E_0E7E_1234_5678);
+        for i in 0..400 {
+            let (spec, mac_only) = if i % 3 == 0 { (&regex, true) } else { (&default, false) };
+            let env = gen_dotenv(&mut rng, 1 + i % 60);
+            let piece_bytes = 1 + i % 200;
+            multi_encrypt += usize::from(check_format(Format::Dotenv, &env, piece_bytes, spec, mac_only) > 1);
+            multi_decrypt += usize::from(check_decrypt(Format::Dotenv, &env, piece_bytes, spec, mac_only) > 1);
+        }
+        assert!(
+            multi_encrypt > 300,
+            "only {multi_encrypt} inputs were encrypted in several pieces"
+        );
+        assert!(
+            multi_decrypt > 300,
+            "only {multi_decrypt} inputs were decrypted in several pieces"
+        );
+    }
+
+    /// dotenv input the piecewise path must leave to the whole-tree path.
+    #[test]
+    fn unusual_dotenv_is_left_to_the_whole_tree_path() {
+        let key = DataKey::generate();
+        let cipher = ValueCipher::new(&key);
+        let selector = SelectorSpec::default().compile().expect("selector");
+        let body: String = (0..200).map(|i| format!("K{i}=v{i}\n")).collect();
+        // Plaintext: a line without `=` (the error names its line in the
+        // whole file) and a `sops_` key (already encrypted, for sops).
+        for case in [
+            format!("{body}no equals sign\n"),
+            format!("{body}sops_version=3.11.0\n"),
+        ] {
+            let got = encrypt_in(case.as_bytes(), 64, 0, PieceFormat::Dotenv, &cipher, &selector, false);
+            assert!(got.is_none(), "taken piecewise: {case:?}");
+        }
+        // Encrypted: the `sops_` lines elsewhere than at the end, data after
+        // them, a broken line, no newline at the end, or no metadata.
+        let settings = StoreSettings::default();
+        let mut doc = sopsfile::load_plain(Format::Dotenv, &settings, body.as_bytes()).expect("load");
+        encrypt_document(&mut doc, &cipher, &selector, false).expect("encrypt");
+        let meta = metadata(&SelectorSpec::default(), false);
+        let enc =
+            String::from_utf8(sopsfile::emit_encrypted(Format::Dotenv, &settings, &mut doc, &meta).expect("emit"))
+                .expect("utf-8");
+        let (data, sops) = enc.split_at(enc.find("\nsops_").expect("metadata") + 1);
+        let (first_meta, other_meta) = sops.split_at(sops.find('\n').expect("lines") + 1);
+        let taken = |case: &str| {
+            open_encrypted_in(case.as_bytes(), Kind::Dotenv, 64)
+                .and_then(|file| decrypt(&file, PieceFormat::Dotenv, &cipher))
+        };
+        assert!(taken(&enc).is_some_and(|d| d.pieces > 1));
+        // A `sops_` line before the data: not even opened, as the key would
+        // be recovered from metadata without it.
+        let moved = format!("{first_meta}{data}{other_meta}");
+        assert!(open_encrypted_in(moved.as_bytes(), Kind::Dotenv, 64).is_none());
+        for case in [
+            format!("{first_meta}{data}{other_meta}"),
+            format!("{sops}{data}"),
+            format!("{data}{sops}late=1\n"),
+            format!("{data}broken\n{sops}"),
+            enc.trim_end().to_string(),
+            data.to_string(),
+        ] {
+            assert!(taken(&case).is_none(), "taken piecewise: {case:?}");
+        }
+        // A wrong key: the first failing value stops it.
+        let file = open_encrypted_in(enc.as_bytes(), Kind::Dotenv, 64).expect("splits");
+        assert!(decrypt(&file, PieceFormat::Dotenv, &ValueCipher::new(&DataKey::generate())).is_none());
     }
 }

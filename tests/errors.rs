@@ -365,6 +365,24 @@ fn large_json_encrypt_errors_match_sops() {
     }
 }
 
+/// The same for large dotenv files, which are cut after any line.
+#[test]
+fn large_dotenv_encrypt_errors_match_sops() {
+    let s = Scratch::new();
+    let body: String = (0..12000)
+        .map(|i| format!("# entry {i}\nPASSWORD_{i}={SECRET}{i}\n"))
+        .collect();
+    assert!(body.len() > 300 * 1024, "large enough to go piecewise");
+    let cases = [
+        ("late sops key", format!("{body}sops_version=3.11.0\n")),
+        ("late line without equals", format!("{body}{SECRET}\n")),
+        ("late blank-looking line", format!("{body} \n")),
+    ];
+    for (what, content) in &cases {
+        encrypt_fails_alike(&s, "env", what, content);
+    }
+}
+
 /// Flip one base64 character of the `data:` field of the last `ENC[` that
 /// follows `marker`.
 fn tamper_last(file: &str, marker: &str) -> String {
@@ -475,6 +493,76 @@ fn large_file_decrypt_errors_match_sops() {
             .collect();
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     }
+}
+
+/// Large encrypted dotenv files are decrypted piece by piece: damage late
+/// in the file, or metadata lines out of place, give sops's error and no
+/// plaintext; the intact file decrypts to sops's bytes everywhere.
+#[test]
+fn large_dotenv_decrypt_errors_match_sops() {
+    let s = Scratch::new();
+    let r = s.recipient.clone();
+    let plain: String = (0..6000)
+        .map(|i| format!("USER_{i}=u{i}\nPASSWORD_{i}={SECRET}{i}\n"))
+        .collect();
+    let f = s.write("big.env", plain.as_bytes());
+    let enc = text(&ok(
+        &s.sops(&["encrypt", "--age", &r, f.to_str().unwrap()]),
+        "sops encrypt",
+    ));
+    assert!(enc.len() > 300 * 1024, "large enough to go piecewise");
+    let meta_at = enc.find("\nsops_").expect("metadata lines") + 1;
+    let (data, meta) = enc.split_at(meta_at);
+    // Remove the last user line: every value still decrypts, the MAC differs.
+    let user_at = data.rfind("\nUSER_").expect("a user line") + 1;
+    let user_end = user_at + data[user_at..].find('\n').expect("line end") + 1;
+    let removed = format!("{}{}{meta}", &data[..user_at], &data[user_end..]);
+    let (first_meta, other_meta) = meta.split_at(meta.find('\n').expect("lines") + 1);
+    let cases = [
+        ("late tampered value", tamper_last(&enc, "PASSWORD_5999")),
+        ("tampered MAC", tamper_last(&enc, "sops_mac")),
+        ("late entry removed", removed.clone()),
+        ("late broken line", format!("{data}broken\n{meta}")),
+        ("metadata line moved up", format!("{first_meta}{data}{other_meta}")),
+        ("data after the metadata", format!("{enc}LATE=1\n")),
+    ];
+    for (what, content) in &cases {
+        let what = format!("env: {what}");
+        let f = s.write("bad.env", content.as_bytes());
+        let out = s.rsops(&["decrypt", f.to_str().unwrap()]);
+        let theirs = s.sops(&["decrypt", f.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            theirs.status.code(),
+            "{what}: exit codes differ ({})",
+            text(&theirs.stderr)
+        );
+        if theirs.status.success() {
+            // sops takes `sops_` lines anywhere and data after them: same bytes.
+            assert_eq!(text(&out.stdout), text(&theirs.stdout), "{what}");
+        } else {
+            assert_clean_failure(&out, &what);
+            assert!(out.stdout.is_empty(), "{what}: output before the error");
+        }
+    }
+    // --ignore-mac: both print the same plaintext of the altered file.
+    let f = s.write("removed.env", removed.as_bytes());
+    let args = ["decrypt", "--ignore-mac", f.to_str().unwrap()];
+    assert_eq!(text(&ok(&s.rsops(&args), "rsops")), text(&ok(&s.sops(&args), "sops")));
+    // The intact file: sops's bytes to stdout and in place; encrypted back
+    // in place (piecewise too), sops reads it.
+    let f = s.write("good.env", enc.as_bytes());
+    let args = ["decrypt", f.to_str().unwrap()];
+    let theirs = text(&ok(&s.sops(&args), "sops"));
+    assert_eq!(theirs, plain);
+    assert_eq!(text(&ok(&s.rsops(&args), "rsops")), theirs);
+    ok(&s.rsops(&["decrypt", "-i", f.to_str().unwrap()]), "rsops -i");
+    assert_eq!(text(&std::fs::read(&f).unwrap()), theirs);
+    ok(
+        &s.rsops(&["encrypt", "-i", "--age", &r, f.to_str().unwrap()]),
+        "rsops encrypt -i",
+    );
+    assert_eq!(text(&ok(&s.sops(&args), "sops decrypt")), theirs);
 }
 
 #[test]

@@ -479,7 +479,8 @@ fn spec_fixture_decrypts() {
 }
 
 /// Files with thousands of values take rsops's multi-threaded cipher path
-/// (from 2048 leaves): they must still match sops both ways, MAC included.
+/// (from 2048 leaves), and past 256 KiB its piecewise path (`pipeline`):
+/// they must still match sops both ways, MAC included.
 #[test]
 fn large_files_match_sops_both_ways() {
     let s = Scratch::new();
@@ -507,12 +508,19 @@ fn large_files_match_sops_both_ways() {
     let json = format!("{{{}}}\n", json.join(",\n"));
     assert!(json.len() > 300 * 1024, "the JSON input must go piecewise");
     let mut env = String::new();
-    for i in 0..3000 {
+    for i in 0..12000 {
         if i % 7 == 0 {
             env.push_str(&format!("# comment {i}\n"));
         }
-        env.push_str(&format!("KEY_{i}=value number {i}\n"));
+        match i % 5 {
+            0 => env.push_str(&format!("KEY_{i}=multi\\nline = value\\n{i}\n")),
+            1 => env.push_str(&format!("PORT_{i}_unencrypted={i}\n")),
+            2 => env.push_str(&format!("export key_{i}=  spaced, \"quoted\" é {i}\n")),
+            _ => env.push_str(&format!("KEY_{i}=value number {i}\n")),
+        }
     }
+    // Past 256 KiB the dotenv file goes piecewise too.
+    assert!(env.len() > 300 * 1024, "the dotenv input must go piecewise");
     // Past 256 KiB the YAML goes through the piecewise path (`pipeline`).
     for i in 0..5000 {
         yaml.push_str(&format!(

@@ -177,7 +177,7 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
         _ => Destination::Stdout,
     };
 
-    // Large YAML and JSON files go piece by piece (whole files only).
+    // Large YAML, JSON and dotenv files go piece by piece (whole files only).
     let mut known_key = None;
     let piecewise = extract.is_empty() && in_format == out_format && input.len() as u64 >= pipeline::MIN_BYTES;
     if let Some(file) = piecewise.then(|| open_piecewise(&input, in_format)).flatten() {
@@ -260,13 +260,15 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
     common::write_output(dest, &out)
 }
 
-/// A large encrypted YAML or JSON file split for [`pipeline::decrypt`].
+/// A large encrypted YAML, JSON or dotenv file split for [`pipeline::decrypt`].
 fn open_piecewise(input: &[u8], format: Format) -> Option<pipeline::EncryptedInput<'_>> {
-    match format {
-        Format::Yaml => pipeline::open_encrypted(input, false),
-        Format::Json => pipeline::open_encrypted(input, true),
-        _ => None,
-    }
+    let kind = match format {
+        Format::Yaml => pipeline::Kind::Yaml,
+        Format::Json => pipeline::Kind::Json,
+        Format::Dotenv => pipeline::Kind::Dotenv,
+        _ => return None,
+    };
+    pipeline::open_encrypted(input, kind)
 }
 
 fn decrypt_piecewise(
@@ -284,6 +286,7 @@ fn decrypt_piecewise(
             let store = JsonStore::new(settings.json_indent).ok()?;
             pipeline::decrypt(file, pipeline::PieceFormat::Json(&store), cipher)
         }
+        Format::Dotenv => pipeline::decrypt(file, pipeline::PieceFormat::Dotenv, cipher),
         _ => None,
     }
 }

@@ -83,7 +83,7 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
         _ => Destination::Stdout,
     };
 
-    // Large YAML files go piece by piece. The key is wrapped first there; if
+    // Large YAML, JSON and dotenv files go piece by piece. The key is wrapped first there; if
     // that fails, the error waits until the file has loaded, as below.
     let mut prepared = None;
     if let Some(file) = piecewise_candidate(&req, in_format, out_format) {
@@ -209,12 +209,12 @@ pub fn build_metadata(
     })
 }
 
-/// A file `encrypt` may take through [`rsops::pipeline`]: a large YAML or
-/// JSON file read from disk and printed in its own format.
+/// A file `encrypt` may take through [`rsops::pipeline`]: a large YAML,
+/// JSON or dotenv file read from disk and printed in its own format.
 fn piecewise_candidate(req: &EncryptRequest, in_format: Format, out_format: Format) -> Option<&Path> {
     let file = req.file.as_deref()?;
     let large = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() >= pipeline::MIN_BYTES);
-    let format = matches!(in_format, Format::Yaml | Format::Json) && in_format == out_format;
+    let format = matches!(in_format, Format::Yaml | Format::Json | Format::Dotenv) && in_format == out_format;
     (format && large).then_some(file)
 }
 
@@ -237,6 +237,10 @@ fn encrypt_piecewise(
         Format::Json => {
             let store = JsonStore::new(settings.json_indent).ok()?;
             let format = pipeline::PieceFormat::Json(&store);
+            pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
+        }
+        Format::Dotenv => {
+            let format = pipeline::PieceFormat::Dotenv;
             pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
         }
         _ => None,

@@ -57,31 +57,7 @@ impl Store for DotenvStore {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(branch.0.iter().map(|i| 16 + scalar_len_hint(&i.value)).sum());
-        for item in &branch.0 {
-            let key: &str = match &item.key {
-                Key::Comment(c) => {
-                    out.push(b'#');
-                    out.extend_from_slice(c.as_bytes());
-                    out.push(b'\n');
-                    continue;
-                }
-                Key::Str(k) => k,
-                Key::NonString { text, .. } => text,
-            };
-            let value = value_text(&item.value).ok_or_else(|| {
-                StoreError::new(format!("cannot use complex value in dotenv file; offending key {key}"))
-            })?;
-            out.extend_from_slice(key.as_bytes());
-            out.push(b'=');
-            let mut rest: &[u8] = &value;
-            while let Some(nl) = memchr::memchr(b'\n', rest) {
-                out.extend_from_slice(&rest[..nl]);
-                out.extend_from_slice(b"\\n");
-                rest = &rest[nl + 1..];
-            }
-            out.extend_from_slice(rest);
-            out.push(b'\n');
-        }
+        print_items(&branch.0, &mut out)?;
         Ok(out)
     }
 
@@ -95,6 +71,43 @@ impl Store for DotenvStore {
             ))),
         }
     }
+}
+
+/// Print `items` as dotenv lines onto `out`; each item is one line of its
+/// own, so a file may be printed in pieces (see `pipeline`).
+pub fn print_items(items: &[Item], out: &mut Vec<u8>) -> Result<(), StoreError> {
+    for item in items {
+        let key: &str = match &item.key {
+            Key::Comment(c) => {
+                out.push(b'#');
+                out.extend_from_slice(c.as_bytes());
+                out.push(b'\n');
+                continue;
+            }
+            Key::Str(k) => k,
+            Key::NonString { text, .. } => text,
+        };
+        let value = value_text(&item.value)
+            .ok_or_else(|| StoreError::new(format!("cannot use complex value in dotenv file; offending key {key}")))?;
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'=');
+        let mut rest: &[u8] = &value;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            out.extend_from_slice(&rest[..nl]);
+            out.extend_from_slice(b"\\n");
+            rest = &rest[nl + 1..];
+        }
+        out.extend_from_slice(rest);
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
+/// Whole lines of a dotenv file (cut after a newline), loaded as the
+/// file's loader does; `None` where it reports an error (line numbers
+/// would be the piece's; the caller then loads the whole file).
+pub fn load_piece(piece: &[u8]) -> Option<Branch> {
+    DotenvStore.load(piece).ok()?.pop()
 }
 
 /// The input's lines, split on `\n` like Go's `bytes.Split`.
