@@ -9,6 +9,7 @@ pub mod bigbuf;
 pub mod cipher;
 pub mod config;
 pub mod crypt;
+mod gcm;
 pub mod gofmt;
 pub mod keys;
 pub mod metadata;
