@@ -691,9 +691,9 @@ fn decrypt_parallel(
         done[c].store(true, Ordering::Release);
         Ok(warned)
     };
-    // Claims chunks until none is left (or one fails before it).
     let claim = || next.fetch_add(1, Ordering::Relaxed);
     let skip = |c: usize| failed_at.load(Ordering::Relaxed) < c * CHUNK_JOBS;
+    // A worker claims chunks until none is left (skipping those after a failure).
     let work = || {
         let mut first_error: Option<(usize, TreeError)> = None;
         let mut warned = 0usize;
@@ -718,15 +718,18 @@ fn decrypt_parallel(
         let handles: Vec<_> = (1..threads)
             .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
             .collect();
+        let mut scratch = Zeroizing::new(Vec::with_capacity(32));
+        let mut hash_chunk = |c: usize| {
+            for job in lock(c).iter().filter(|j| j.hash) {
+                hash_decrypted(job, &mut scratch, |bytes| hash.update(bytes));
+            }
+        };
         let mut first_error: Option<(usize, TreeError)> = None;
         let mut warned = 0usize;
-        let mut scratch = Zeroizing::new(Vec::with_capacity(32));
         let mut hashed = 0;
         while hashed < chunks.len() {
             if done[hashed].load(Ordering::Acquire) {
-                for job in lock(hashed).iter().filter(|j| j.hash) {
-                    hash_decrypted(job, &mut scratch, |bytes| hash.update(bytes));
-                }
+                hash_chunk(hashed);
                 hashed += 1;
                 continue;
             }
@@ -739,9 +742,8 @@ fn decrypt_parallel(
                     Ok(n) => warned += n,
                     Err(e) => first_error = first_error.or(Some(e)),
                 }
-            } else if handles.iter().all(|h| h.is_finished()) && !done[hashed].load(Ordering::Acquire) {
-                // A worker ended without finishing its chunk: it panicked
-                // (the join below passes the panic on).
+            } else if handles.iter().all(|h| h.is_finished()) {
+                // The rest is hashed after the joins below.
                 break;
             } else {
                 std::thread::yield_now();
@@ -750,6 +752,11 @@ fn decrypt_parallel(
         let mut all = vec![(first_error, warned)];
         for h in handles {
             all.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        // Every worker has ended (a panic went on above): without a failure,
+        // every chunk is decrypted now.
+        if failed_at.load(Ordering::Relaxed) == usize::MAX {
+            (hashed..chunks.len()).for_each(&mut hash_chunk);
         }
         all
     });

@@ -307,15 +307,15 @@ struct Done {
 /// once, wiped if it is plaintext (`plaintext_tree`: decrypt); an encrypted
 /// tree holds nothing the output does not show.
 fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plaintext_tree: bool) -> Option<()> {
+    if matches!(print, WorkerPrint::Nothing) {
+        return Some(());
+    }
     let refused = |item: &Item| match (&item.key, print) {
         (Key::NonString { .. }, _) => true,
         (Key::Str(k), WorkerPrint::Dotenv) => k.starts_with("sops_"),
         (Key::Str(k), _) => k == "sops",
         (Key::Comment(_), _) => false,
     };
-    if matches!(print, WorkerPrint::Nothing) {
-        return Some(());
-    }
     if done.items.0.iter().any(refused) {
         return None;
     }

@@ -83,8 +83,9 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
         _ => Destination::Stdout,
     };
 
-    // Large YAML, JSON and dotenv files go piece by piece. The key is wrapped first there; if
-    // that fails, the error waits until the file has loaded, as below.
+    // Large YAML, JSON and dotenv files go piece by piece. The key is wrapped
+    // first there; if that fails, the error waits until the file has loaded,
+    // as below.
     let mut prepared = None;
     if let Some(file) = piecewise_candidate(&req, in_format, out_format) {
         let keys = prepare_cipher(&mut metadata, &keyring, in_format);
