@@ -582,31 +582,47 @@ mod tests {
         ("2026-11-28T17:28:35Z", "EDF2AAC8AF7020081328B6E2D0F9D6787CFD2B81B30BFDF8BD3BB354C1C18629D0FAEDC721C3902E8CB55FF528E314528A3955CD36B1AFD516B27BF63813D69F", "str", "ENC[AES256_GCM,data:PQWVF60uJYkWcP+Gi0S5NTUKJoY8c0F/Dm9qLpKDB50c4nr3VC43ayTFgIKfetr5tlYLqSctw2GqvWSrMG+83snFUoe1wYtSYdTLf0TkWEO1t41tZixCC59N0kDhvuGabqvo+1XJ0IkDK4EUDSlsLwpB7CYE9Cmo0sEZFMGOfeA=,iv:+A0elNbIuvwMwNR6wWGIaLDHPrUX59PY3QJVYBNwyHM=,tag:Kc0YSDspFTdEfvIiHbQcjw==,type:str]"),
     ];
 
+    /// The cipher as built here (with the folding GHASH where the CPU has
+    /// PCLMULQDQ) and with the `aes-gcm` crate only, as on other CPUs.
+    fn both_ciphers(key: &DataKey) -> [ValueCipher; 2] {
+        let fast = ValueCipher::new(key);
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("pclmulqdq") {
+            assert!(fast.fast.is_some(), "the folding GHASH is not in use");
+        }
+        let mut crate_only = ValueCipher::new(key);
+        crate_only.fast = None;
+        [fast, crate_only]
+    }
+
     #[test]
     fn spec_vectors_decrypt() {
-        let mut c = ValueCipher::new(&spec_key());
-        for (aad, plain, typ, enc) in VECTORS {
-            let (bytes, t) = c.decrypt_raw(enc, aad.as_bytes()).unwrap();
-            assert_eq!(&bytes[..], plain.as_bytes(), "{aad}");
-            assert_eq!(t, *typ);
+        for mut c in both_ciphers(&spec_key()) {
+            for (aad, plain, typ, enc) in VECTORS {
+                let (bytes, t) = c.decrypt_raw(enc, aad.as_bytes()).unwrap();
+                assert_eq!(&bytes[..], plain.as_bytes(), "{aad}");
+                assert_eq!(t, *typ);
+            }
         }
     }
 
     #[test]
     fn spec_vectors_encrypt_with_same_iv() {
-        let c = ValueCipher::new(&spec_key());
-        for (aad, plain, typ, enc) in VECTORS {
-            let parts = parse_enc(enc).unwrap();
-            let iv: [u8; 32] = B64.decode(parts.iv).unwrap().try_into().unwrap();
-            assert_eq!(c.encrypt_with_iv(plain.as_bytes(), typ, aad.as_bytes(), &iv), *enc);
+        for c in both_ciphers(&spec_key()) {
+            for (aad, plain, typ, enc) in VECTORS {
+                let parts = parse_enc(enc).unwrap();
+                let iv: [u8; 32] = B64.decode(parts.iv).unwrap().try_into().unwrap();
+                assert_eq!(c.encrypt_with_iv(plain.as_bytes(), typ, aad.as_bytes(), &iv), *enc);
+            }
         }
     }
 
     #[test]
     fn wrong_aad_fails_authentication() {
-        let mut c = ValueCipher::new(&spec_key());
-        let r = c.decrypt_raw(VECTORS[1].3, b"password:");
-        assert_eq!(r.err(), Some(CipherError::Authentication));
+        for mut c in both_ciphers(&spec_key()) {
+            let r = c.decrypt_raw(VECTORS[1].3, b"password:");
+            assert_eq!(r.err(), Some(CipherError::Authentication));
+        }
     }
 
     #[test]
