@@ -773,7 +773,6 @@ fn decrypt_parallel(
     if let Some((_, e)) = first {
         return Err(e);
     }
-    drop(chunks);
     Ok(WalkOutcome {
         mac: mac_hex(std::mem::take(&mut w.hash)),
         warnings: vec![POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warnings],
