@@ -18,10 +18,22 @@ pub const fn encoded_len(n: usize) -> usize {
 
 /// Append the padded base64 of `data` to `out`.
 pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
+    let len = encoded_len(data.len());
+    out.reserve(len);
     let start = out.len();
-    out.resize(start + encoded_len(data.len()), 0);
-    let written = STANDARD.encode(data, Out::from_slice(&mut out[start..])).len();
-    debug_assert_eq!(written, encoded_len(data.len()));
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let written = STANDARD.encode(data, Out::from_uninit_slice(spare)).len();
+    assert_eq!(written, len, "base64 output has its computed length");
+    // SAFETY: `encode` initialised the first `written` (= `len`) bytes of
+    // the spare capacity.
+    unsafe { out.set_len(start + written) };
+}
+
+/// Write the padded base64 of `data` into `out`, which is exactly
+/// [`encoded_len`] bytes long.
+pub fn encode_to_slice(data: &[u8], out: &mut [u8]) {
+    let written = STANDARD.encode(data, Out::from_slice(out)).len();
+    assert_eq!(written, out.len(), "base64 output fills its slice");
 }
 
 /// Decode canonical padded base64 into the start of `out` and return the
@@ -31,6 +43,20 @@ pub fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
     let len = STANDARD.decoded_length(text).ok()?;
     let out = out.get_mut(..len)?;
     STANDARD.decode(text, Out::from_slice(out)).ok().map(|d| d.len())
+}
+
+/// [`decode_canonical`] appending to `out` (which is left as it was on
+/// `None`).
+pub fn decode_canonical_append(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let len = STANDARD.decoded_length(text).ok()?;
+    out.reserve(len);
+    let start = out.len();
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let written = STANDARD.decode(text, Out::from_uninit_slice(spare)).ok()?.len();
+    // SAFETY: `decode` initialised the first `written` bytes of the spare
+    // capacity (it returns the slice it wrote).
+    unsafe { out.set_len(start + written) };
+    Some(written)
 }
 
 #[cfg(test)]

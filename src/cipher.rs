@@ -23,6 +23,12 @@ pub const IV_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 const PREFIX: &str = "ENC[AES256_GCM,data:";
 
+/// The length of the `ENC[…]` text of `n` plaintext bytes of type `typ`:
+/// prefix, data, `,iv:` and 44, `,tag:` and 24, `,type:`, type, `]`.
+fn enc_len(n: usize, typ: &str) -> usize {
+    PREFIX.len() + b64::encoded_len(n) + 4 + 44 + 5 + 24 + 6 + typ.len() + 1
+}
+
 /// The 32-byte data key of a file. Wiped on drop, never printed.
 #[derive(Clone)]
 pub struct DataKey(Zeroizing<[u8; 32]>);
@@ -88,11 +94,16 @@ pub struct EncParts<'a> {
 /// Parse like sops' regex `^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`:
 /// anchored at the start only, greedy groups, `.` not crossing a newline.
 pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
-    let rest = s.strip_prefix(PREFIX)?;
-    let line = match memchr::memchr(b'\n', rest.as_bytes()) {
-        Some(i) => &rest[..i],
-        None => rest,
-    };
+    match memchr::memchr(b'\n', s.as_bytes()) {
+        Some(i) => parse_enc_line(&s[..i]),
+        None => parse_enc_line(s),
+    }
+}
+
+/// [`parse_enc`] of text without a newline.
+fn parse_enc_line(line: &str) -> Option<EncParts<'_>> {
+    debug_assert!(!line.contains('\n'));
+    let line = line.strip_prefix(PREFIX)?;
     let body = &line[..memchr::memrchr(b']', line.as_bytes())?];
     let (before_type, typ) = rsplit_field(body, ",type:")?;
     let (before_tag, tag) = rsplit_field(before_type, ",tag:")?;
@@ -230,19 +241,42 @@ impl ValueCipher {
         stash.get(&key).copied()
     }
 
+    /// [`Self::encrypt_bytes`] appending the `ENC[…]` text to `out`: no
+    /// allocation per value (the dotenv pieces of `pipeline`).
+    pub fn encrypt_into(&self, plaintext: &[u8], typ: &'static str, aad: &[u8], out: &mut Vec<u8>) {
+        let iv = self.stashed_iv(plaintext, typ, aad).unwrap_or_else(|| {
+            let mut iv = [0u8; IV_LEN];
+            rand::thread_rng().fill_bytes(&mut iv);
+            iv
+        });
+        self.write_enc(plaintext, typ, aad, &iv, out);
+    }
+
     pub fn encrypt_with_iv(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN]) -> String {
-        // Encrypt in place in a stack buffer for the usual short values (no
-        // allocation besides the result). Nothing to wipe: the plaintext
-        // copy becomes ciphertext right away.
-        let mut small = [0u8; 256];
-        let mut large = Vec::new();
-        let buf: &mut [u8] = if plaintext.len() <= small.len() {
-            &mut small[..plaintext.len()]
-        } else {
-            large.resize(plaintext.len(), 0);
-            &mut large[..]
-        };
-        buf.copy_from_slice(plaintext);
+        let mut out = Vec::with_capacity(enc_len(plaintext.len(), typ));
+        self.write_enc(plaintext, typ, aad, iv, &mut out);
+        // Skips a UTF-8 check of every encrypted value (a measurable share
+        // of a large encrypt).
+        // SAFETY: `write_enc` appends the ASCII prefix and separators,
+        // base64 output (ASCII) and `typ`, which is a `&str`: valid UTF-8
+        // throughout.
+        unsafe { String::from_utf8_unchecked(out) }
+    }
+
+    /// Append the `ENC[…]` text of `plaintext` encrypted with `iv`.
+    fn write_enc(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN], out: &mut Vec<u8>) {
+        let n = plaintext.len();
+        let b64_len = b64::encoded_len(n);
+        // The plaintext is copied past where its base64 text goes,
+        // encrypted there and encoded into place: no other buffer. Nothing
+        // to wipe: the copy becomes ciphertext right away, and is then
+        // overwritten or left as spare capacity.
+        out.reserve(enc_len(n, typ) + n);
+        out.extend_from_slice(PREFIX.as_bytes());
+        let data_at = out.len();
+        out.resize(data_at + b64_len, 0);
+        out.extend_from_slice(plaintext);
+        let (text, buf) = out[data_at..].split_at_mut(b64_len);
         let tag: [u8; TAG_LEN] = match &self.fast {
             Some(fast) => fast.encrypt(iv, aad, buf),
             None => self
@@ -251,23 +285,15 @@ impl ValueCipher {
                 .expect("AES-GCM encryption only fails for inputs larger than 64 GiB")
                 .into(),
         };
-        // Exact length: prefix, base64 of data, iv (44), tag (24), type, `]`.
-        let len = PREFIX.len() + buf.len().div_ceil(3) * 4 + 4 + 44 + 5 + 24 + 6 + typ.len() + 1;
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(PREFIX.as_bytes());
-        b64::encode_into(&mut out, buf);
+        b64::encode_to_slice(buf, text);
+        out.truncate(data_at + b64_len);
         out.extend_from_slice(b",iv:");
-        b64::encode_into(&mut out, iv);
+        b64::encode_into(out, iv);
         out.extend_from_slice(b",tag:");
-        b64::encode_into(&mut out, &tag);
+        b64::encode_into(out, &tag);
         out.extend_from_slice(b",type:");
         out.extend_from_slice(typ.as_bytes());
         out.push(b']');
-        // Skips a UTF-8 check of every encrypted value (a measurable share
-        // of a large encrypt).
-        // SAFETY: `out` is the ASCII prefix and separators, base64 output
-        // (ASCII) and `typ`, which is a `&str`: valid UTF-8 throughout.
-        unsafe { String::from_utf8_unchecked(out) }
     }
 
     /// Encrypt a scalar value. Empty strings are never encrypted (§2.4):
@@ -319,6 +345,39 @@ impl ValueCipher {
     ) -> Result<(&'a str, Option<[u8; IV_LEN]>), CipherError> {
         let parts = parse_enc(text).ok_or(CipherError::Format)?;
         data.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?;
+        let iv = self.open_in_place(&parts, aad, data.as_mut_slice())?;
+        Ok((parts.typ, iv))
+    }
+
+    /// Decrypt an `ENC[…]` text of one line (no newline: a dotenv line of
+    /// `pipeline`) and append its plaintext to `out`; returns the type tag.
+    /// On an error `out` is left as it was. No allocation per value.
+    pub fn open_line_into<'a>(&self, text: &'a str, aad: &[u8], out: &mut Vec<u8>) -> Result<&'a str, CipherError> {
+        let parts = parse_enc_line(text).ok_or(CipherError::Format)?;
+        let start = out.len();
+        if b64::decode_canonical_append(parts.data.as_bytes(), out).is_none() {
+            let data = Zeroizing::new(B64.decode(parts.data).map_err(|_| CipherError::Encoding("data"))?);
+            out.extend_from_slice(&data);
+        }
+        // Nothing to wipe on failure: the bytes are still ciphertext.
+        match self.open_in_place(&parts, aad, &mut out[start..]) {
+            Ok(_) => Ok(parts.typ),
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Decrypt `data`, the decoded data field of `parts`, in place; returns
+    /// the IV when it has sops' 32-byte length. On an error `data` is still
+    /// the ciphertext.
+    fn open_in_place(
+        &self,
+        parts: &EncParts<'_>,
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<Option<[u8; IV_LEN]>, CipherError> {
         let mut iv_buf = FieldBuf::new();
         let iv = iv_buf.decode(parts.iv).map_err(|_| CipherError::Encoding("iv"))?;
         let mut tag_buf = FieldBuf::new();
@@ -331,22 +390,22 @@ impl ValueCipher {
             <&[u8; IV_LEN]>::try_from(iv),
             <&[u8; TAG_LEN]>::try_from(tag),
         ) {
-            fast.decrypt(iv32, aad, data.as_mut_slice(), tag)
+            fast.decrypt(iv32, aad, data, tag)
                 .map_err(|_| CipherError::Authentication)?;
-            return Ok((parts.typ, Some(*iv32)));
+            return Ok(Some(*iv32));
         }
         let tag = GenericArray::from_slice(tag);
         match iv.len() {
             IV_LEN => self
                 .gcm
-                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data.as_mut_slice(), tag)
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data, tag)
                 .map_err(|_| CipherError::Authentication)?,
             12 => Gcm12::new(GenericArray::from_slice(self.key.as_bytes()))
-                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data.as_mut_slice(), tag)
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data, tag)
                 .map_err(|_| CipherError::Authentication)?,
             _ => return Err(CipherError::Encoding("iv: unsupported length")),
         }
-        Ok((parts.typ, <[u8; IV_LEN]>::try_from(iv).ok()))
+        Ok(<[u8; IV_LEN]>::try_from(iv).ok())
     }
 
     /// Decrypt an `ENC[...]` string that the caller owns, without the stash.
@@ -511,7 +570,7 @@ fn static_type(t: &str) -> Option<&'static str> {
 }
 
 /// Rebuild a typed value from decrypted bytes, parsing as Go does.
-fn value_from_plaintext(mut bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, CipherError> {
+pub(crate) fn value_from_plaintext(mut bytes: Zeroizing<Vec<u8>>, typ: &str) -> Result<Value, CipherError> {
     if typ == "str" {
         // The buffer moves into the tree (which wipes it), no copy.
         return Ok(match String::from_utf8(std::mem::take(&mut *bytes)) {

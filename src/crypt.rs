@@ -605,7 +605,8 @@ fn encrypt_parallel(
     Ok(w.finish())
 }
 
-const POSSIBLY_UNENCRYPTED_COMMENT: &str = "Found possibly unencrypted comment in file. This is to be expected if the \
+pub(crate) const POSSIBLY_UNENCRYPTED_COMMENT: &str =
+    "Found possibly unencrypted comment in file. This is to be expected if the \
 file being decrypted was created with an older version of SOPS.";
 
 /// Decrypt one deferred leaf in place; `Ok(true)` means "warn about an

@@ -187,6 +187,18 @@ pub fn wipe_vec(v: &mut Vec<u8>) {
     v.clear();
 }
 
+/// Make room for `additional` more bytes in a buffer that may hold
+/// plaintext: a plain reallocation would free the old buffer unwiped.
+pub fn reserve_wiped(v: &mut Vec<u8>, additional: usize) {
+    if v.capacity() - v.len() >= additional {
+        return;
+    }
+    let mut grown = Vec::with_capacity(v.len().saturating_add(additional).max(v.capacity().saturating_mul(2)));
+    grown.extend_from_slice(v);
+    wipe_vec(v);
+    *v = grown;
+}
+
 /// A byte buffer that may hold plaintext, wiped with [`wipe_vec`] (one
 /// memset over the whole allocation) when dropped.
 #[derive(Default)]
@@ -195,6 +207,12 @@ pub struct WipedBytes(pub Vec<u8>);
 impl WipedBytes {
     pub fn with_capacity(n: usize) -> WipedBytes {
         WipedBytes(Vec::with_capacity(n))
+    }
+
+    /// The bytes, no longer wiped when dropped: for what turned out to be
+    /// no secret (an encrypted file as it is on disk).
+    pub fn into_unwiped(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
     }
 }
 

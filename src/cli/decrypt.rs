@@ -165,7 +165,9 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
     let config = common::load_config(req.config_path.as_deref(), &cwd)?;
     let settings = common::store_settings(config.as_ref(), req.indent);
     let (in_format, out_format) = common::formats(&name, req.input_type.as_deref(), req.output_type.as_deref());
-    let input = common::read_input(req.file.as_deref())?;
+    // The encrypted file as it is on disk: nothing in it to wipe (the
+    // plaintext this command makes is, wherever it goes).
+    let input = common::read_input(req.file.as_deref())?.into_unwiped();
     let keyring = common::keyring_from_env();
     let keys = KeySource {
         keyring: &keyring,
@@ -198,7 +200,11 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
             if !req.ignore_mac {
                 verify_mac(&file.metadata, &mut cipher, &done.mac)?;
             }
-            return common::write_output(dest, &done.output);
+            return common::write_streamed(
+                dest,
+                |out| done.output.write_to(out).map_err(rsops::stores::EmitError::Write),
+                |e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Error dumping file: {e}")),
+            );
         }
         known_key = Some(key);
     }

@@ -100,7 +100,7 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
                 let bytes = done.finish(&metadata);
                 return common::write_streamed(
                     dest,
-                    |out| out.write_all(&bytes).map_err(EmitError::Write),
+                    |out| bytes.write_to(out).map_err(EmitError::Write),
                     |e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Could not marshal tree: {e}")),
                 );
             }

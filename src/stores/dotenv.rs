@@ -20,9 +20,6 @@ impl Store for DotenvStore {
     fn load(&self, input: &[u8]) -> Result<Vec<Branch>, StoreError> {
         let mut branch = Branch(Vec::with_capacity(memchr::memchr_iter(b'\n', input).count() + 1));
         for (n, line) in lines(input).enumerate() {
-            if line.is_empty() {
-                continue;
-            }
             let utf8 = |bytes: &[u8], what: &str| {
                 String::from_utf8(bytes.to_vec()).map_err(|_| {
                     // Keys and comments are Rust strings in our tree; an
@@ -33,21 +30,22 @@ impl Store for DotenvStore {
                     ))
                 })
             };
-            if let Some(comment) = line.strip_prefix(b"#") {
-                branch.0.push(Item::comment(utf8(comment, "comment")?));
-                continue;
-            }
-            // sops echoes the whole line here; it may hold a secret, so the
-            // line number is given instead.
-            let eq = memchr::memchr(b'=', line)
+            // sops echoes the whole line for a line without `=`; it may hold
+            // a secret, so the line number is given instead.
+            let parsed = parse_line(line)
                 .ok_or_else(|| StoreError::new(format!("invalid dotenv input line: line {} has no '='", n + 1)))?;
-            let key = utf8(&line[..eq], "key")?;
-            let value = decode_newlines(&line[eq + 1..]);
-            let value = match String::from_utf8(value) {
-                Ok(s) => Value::Str(s),
-                Err(e) => Value::Bytes(e.into_bytes()),
-            };
-            branch.0.push(Item::new(key, value));
+            match parsed {
+                Line::Blank => {}
+                Line::Comment(comment) => branch.0.push(Item::comment(utf8(comment, "comment")?)),
+                Line::Entry { key, value } => {
+                    let key = utf8(key, "key")?;
+                    let value = match String::from_utf8(decode_newlines(value)) {
+                        Ok(s) => Value::Str(s),
+                        Err(e) => Value::Bytes(e.into_bytes()),
+                    };
+                    branch.0.push(Item::new(key, value));
+                }
+            }
         }
         Ok(vec![branch])
     }
@@ -91,13 +89,7 @@ pub fn print_items(items: &[Item], out: &mut Vec<u8>) -> Result<(), StoreError> 
             .ok_or_else(|| StoreError::new(format!("cannot use complex value in dotenv file; offending key {key}")))?;
         out.extend_from_slice(key.as_bytes());
         out.push(b'=');
-        let mut rest: &[u8] = &value;
-        while let Some(nl) = memchr::memchr(b'\n', rest) {
-            out.extend_from_slice(&rest[..nl]);
-            out.extend_from_slice(b"\\n");
-            rest = &rest[nl + 1..];
-        }
-        out.extend_from_slice(rest);
+        push_escaped(out, &value);
         out.push(b'\n');
     }
     Ok(())
@@ -110,8 +102,56 @@ pub fn load_piece(piece: &[u8]) -> Option<Branch> {
     DotenvStore.load(piece).ok()?.pop()
 }
 
+/// A value as printed: every newline becomes the two characters `\n`.
+pub(crate) fn push_escaped(out: &mut Vec<u8>, value: &[u8]) {
+    let mut rest = value;
+    while let Some(nl) = memchr::memchr(b'\n', rest) {
+        out.extend_from_slice(&rest[..nl]);
+        out.extend_from_slice(b"\\n");
+        rest = &rest[nl + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// One line of a dotenv file, as the loader reads it.
+pub(crate) enum Line<'a> {
+    /// An empty line: skipped.
+    Blank,
+    /// A `#` line: the text after the `#`.
+    Comment(&'a [u8]),
+    /// `KEY=VALUE`, cut at the first `=`; the value as written (escaped).
+    Entry { key: &'a [u8], value: &'a [u8] },
+}
+
+/// Read one line (without its newline); `None` for a line without `=`,
+/// which the loader rejects.
+pub(crate) fn parse_line(line: &[u8]) -> Option<Line<'_>> {
+    if line.is_empty() {
+        return Some(Line::Blank);
+    }
+    if let Some(comment) = line.strip_prefix(b"#") {
+        return Some(Line::Comment(comment));
+    }
+    let eq = memchr::memchr(b'=', line)?;
+    Some(Line::Entry {
+        key: &line[..eq],
+        value: &line[eq + 1..],
+    })
+}
+
+/// The value a loaded line holds: `value` itself, or its unescaped copy in
+/// `scratch` when it has a `\n` to decode.
+pub(crate) fn unescaped<'a>(value: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    if memchr::memchr(b'\\', value).is_none() {
+        return value;
+    }
+    scratch.clear();
+    decode_newlines_into(value, scratch);
+    scratch
+}
+
 /// The input's lines, split on `\n` like Go's `bytes.Split`.
-fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(input);
     std::iter::from_fn(move || {
         let r = rest?;
@@ -150,21 +190,24 @@ fn value_text(v: &Value) -> Option<std::borrow::Cow<'_, [u8]>> {
 /// Every two-character `\n` becomes a newline (Go `strings.Replace`,
 /// left to right, non-overlapping).
 fn decode_newlines(s: &[u8]) -> Vec<u8> {
-    if memchr::memchr(b'\\', s).is_none() {
-        return s.to_vec();
-    }
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'\\' && s.get(i + 1) == Some(&b'n') {
+    decode_newlines_into(s, &mut out);
+    out
+}
+
+fn decode_newlines_into(s: &[u8], out: &mut Vec<u8>) {
+    let mut rest = s;
+    while let Some(i) = memchr::memchr(b'\\', rest) {
+        out.extend_from_slice(&rest[..i]);
+        if rest.get(i + 1) == Some(&b'n') {
             out.push(b'\n');
-            i += 2;
+            rest = &rest[i + 2..];
         } else {
-            out.push(s[i]);
-            i += 1;
+            out.push(b'\\');
+            rest = &rest[i + 1..];
         }
     }
-    out
+    out.extend_from_slice(rest);
 }
 
 /// The `%T` sops shows for a value in `emit_value` errors.

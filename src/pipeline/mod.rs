@@ -26,6 +26,8 @@
 //! returns `None` and the caller runs the ordinary path, which gives the
 //! exact result or error.
 
+mod dotenv_lines;
+
 use crate::cipher::ValueCipher;
 use crate::crypt::{decrypt_piece, encrypt_piece, mac_hex, MacHash, MAC_ONLY_ENCRYPTED_INIT};
 use crate::metadata::{Metadata, NilList};
@@ -34,7 +36,8 @@ use crate::stores::dotenv;
 use crate::stores::flatten::{flatten, unflatten};
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
-use crate::tree::{wipe_vec, Branch, Item, Key, WipedBytes};
+use crate::tree::{reserve_wiped, wipe_vec, Branch, Item, Key, WipedBytes};
+use dotenv_lines::LineCrypt;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -83,8 +86,9 @@ impl PieceFormat<'_> {
 enum Printer {
     Yaml(Box<DocumentStream>),
     Json(ObjectStream),
-    /// Each dotenv item is a line of its own: pieces are just concatenated.
-    Dotenv(Vec<u8>),
+    /// Each dotenv item is a line of its own: the pieces the workers
+    /// printed are kept as they are and written one after the other.
+    Dotenv(Vec<Vec<u8>>),
 }
 
 impl Printer {
@@ -103,7 +107,7 @@ impl Printer {
         let out = match self {
             Printer::Yaml(p) => p.output(),
             Printer::Json(p) => p.output(),
-            Printer::Dotenv(out) => out,
+            Printer::Dotenv(_) => return,
         };
         let _ = crate::bigbuf::reserve(out, bytes);
     }
@@ -115,15 +119,57 @@ impl Printer {
                 true
             }
             Printer::Json(p) => p.push(items).is_ok(),
-            Printer::Dotenv(out) => dotenv::print_items(items, out).is_ok(),
+            Printer::Dotenv(parts) => {
+                let mut out = Vec::new();
+                let printed = dotenv::print_items(items, &mut out).is_ok();
+                parts.push(out);
+                printed
+            }
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    fn finish(self) -> Vec<Vec<u8>> {
         match self {
-            Printer::Yaml(p) => p.finish(),
-            Printer::Json(p) => p.finish(),
-            Printer::Dotenv(out) => out,
+            Printer::Yaml(p) => vec![p.finish()],
+            Printer::Json(p) => vec![p.finish()],
+            Printer::Dotenv(parts) => parts,
+        }
+    }
+}
+
+/// A printed file, as the parts it was printed in: written out part after
+/// part, never joined (that would copy every byte once more, on the thread
+/// that hashes). Wiped when dropped if it is plaintext.
+pub struct Printed {
+    parts: Vec<Vec<u8>>,
+    plaintext: bool,
+}
+
+impl Printed {
+    /// Write the whole file to `out`.
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.parts.iter().try_for_each(|part| out.write_all(part))
+    }
+
+    /// The whole file in one buffer (a copy; the caller wipes it if it
+    /// is plaintext).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts.concat()
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Printed {
+    fn drop(&mut self) {
+        if self.plaintext {
+            self.parts.iter_mut().for_each(wipe_vec);
         }
     }
 }
@@ -141,21 +187,21 @@ pub struct EncryptedPieces {
 
 impl EncryptedPieces {
     /// The whole file: the items printed so far, then the `sops` block.
-    pub fn finish(self, metadata: &Metadata) -> Vec<u8> {
-        match self.printer {
+    pub fn finish(self, metadata: &Metadata) -> Printed {
+        let parts = match self.printer {
             Printer::Yaml(mut p) => {
                 let sops = Item::new("sops", metadata.to_value(NilList::EmptyList));
                 p.push(std::slice::from_ref(&sops));
-                p.finish()
+                vec![p.finish()]
             }
             Printer::Json(mut p) => {
                 let sops = Item::new("sops", metadata.to_value(NilList::Null));
                 // Metadata is strings, numbers and lists: always printable.
                 let printed = p.push(std::slice::from_ref(&sops));
                 debug_assert!(printed.is_ok());
-                p.finish()
+                vec![p.finish()]
             }
-            Printer::Dotenv(mut out) => {
+            Printer::Dotenv(mut parts) => {
                 // As `sopsfile::emit_encrypted`: the flattened block, one
                 // `sops_` line per leaf.
                 let lines: Vec<Item> = flatten(&metadata.to_value(NilList::Null))
@@ -163,10 +209,16 @@ impl EncryptedPieces {
                     .map(|(k, v)| Item::new(format!("sops_{k}"), v))
                     .collect();
                 // Flattened metadata is scalars only: always printable.
+                let mut out = Vec::new();
                 let printed = dotenv::print_items(&lines, &mut out);
                 debug_assert!(printed.is_ok());
-                out
+                parts.push(out);
+                parts
             }
+        };
+        Printed {
+            parts,
+            plaintext: false,
         }
     }
 }
@@ -186,7 +238,8 @@ struct PieceReader<R> {
     reader: R,
     cutter: Cutter,
     piece_bytes: usize,
-    buf: Vec<u8>,
+    /// Plaintext: wiped when dropped (after giving up).
+    buf: WipedBytes,
     /// Where the search for the next cut resumes (keeps it linear).
     scanned: usize,
     eof: bool,
@@ -198,14 +251,14 @@ impl<R: Read> PieceReader<R> {
             reader,
             cutter,
             piece_bytes,
-            buf: Vec::new(),
+            buf: WipedBytes::default(),
             scanned: 0,
             eof: false,
         }
     }
 
     /// The next piece, `None` at the end of the input.
-    fn next_piece(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    fn next_piece(&mut self) -> std::io::Result<Option<WipedBytes>> {
         loop {
             let cut = match &mut self.cutter {
                 Cutter::Yaml | Cutter::Lines => self.find_line_cut(),
@@ -225,35 +278,43 @@ impl<R: Read> PieceReader<R> {
                 }
                 let mut rest = std::mem::take(&mut self.buf);
                 if let Cutter::Json { first: false, .. } = self.cutter {
+                    reserve_wiped(&mut rest, 1);
                     rest.insert(0, b'{');
                 }
                 return Ok(Some(rest));
             }
-            self.buf.reserve(READ_BYTES);
+            // The buffer holds plaintext: it must not be left behind by a
+            // reallocation (a line longer than a read).
+            reserve_wiped(&mut self.buf, READ_BYTES);
             let read = (&mut self.reader).take(READ_BYTES as u64).read_to_end(&mut self.buf)?;
             self.eof = read == 0;
         }
     }
 
     /// The piece before `cut`; the buffer keeps the rest.
-    fn split_at(&mut self, cut: usize) -> Vec<u8> {
+    fn split_at(&mut self, cut: usize) -> WipedBytes {
+        // Room for the reads up to the next cut.
+        let mut rest = WipedBytes::with_capacity(self.piece_bytes + 2 * READ_BYTES);
         match &mut self.cutter {
             Cutter::Yaml | Cutter::Lines => {
-                let rest = self.buf.split_off(cut);
+                rest.extend_from_slice(&self.buf[cut..]);
+                // What is left past `cut` goes with the piece's buffer,
+                // which is wiped whole when it drops.
+                self.buf.truncate(cut);
                 std::mem::replace(&mut self.buf, rest)
             }
             Cutter::Json { first, .. } => {
                 // Braces around the members; the comma itself goes.
-                let mut piece = Vec::with_capacity(cut + 2);
+                let mut piece = WipedBytes::with_capacity(cut + 2);
                 if !*first {
                     piece.push(b'{');
                 }
                 *first = false;
                 piece.extend_from_slice(&self.buf[..cut]);
                 piece.push(b'}');
-                let rest = self.buf[cut + 1..].to_vec();
-                let mut old = std::mem::replace(&mut self.buf, rest);
-                wipe_vec(&mut old);
+                rest.extend_from_slice(&self.buf[cut + 1..]);
+                // The old buffer is wiped as it drops.
+                self.buf = rest;
                 piece
             }
         }
@@ -281,13 +342,6 @@ impl<R: Read> PieceReader<R> {
     }
 }
 
-impl<R> Drop for PieceReader<R> {
-    fn drop(&mut self) {
-        // What was read and not handed out (after giving up) is plaintext.
-        wipe_vec(&mut self.buf);
-    }
-}
-
 /// A piece parsed and encrypted (or decrypted) by a worker.
 struct Done {
     items: Branch,
@@ -299,22 +353,21 @@ struct Done {
     printed: Option<Vec<u8>>,
 }
 
-/// JSON and dotenv pieces are printed on the worker: the calling thread
-/// then only hashes and copies, instead of printing every piece itself
-/// while the workers wait. A piece holding a key the whole-tree path treats
-/// as metadata (JSON `sops`, dotenv `sops_…`) or a non-string key is
-/// refused here, as [`Assembler::accept`] would refuse it. The tree goes at
+/// JSON pieces are printed on the worker: the calling thread then only
+/// hashes and copies, instead of printing every piece itself while the
+/// workers wait (dotenv pieces are printed by [`LineCrypt`]). A piece
+/// holding a `sops` key (metadata to the whole-tree path) or a non-string
+/// key is refused here, as [`Assembler::accept`] would refuse it. The tree goes at
 /// once, wiped if it is plaintext (`plaintext_tree`: decrypt); an encrypted
 /// tree holds nothing the output does not show.
 fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plaintext_tree: bool) -> Option<()> {
     if matches!(print, WorkerPrint::Nothing) {
         return Some(());
     }
-    let refused = |item: &Item| match (&item.key, print) {
-        (Key::NonString { .. }, _) => true,
-        (Key::Str(k), WorkerPrint::Dotenv) => k.starts_with("sops_"),
-        (Key::Str(k), _) => k == "sops",
-        (Key::Comment(_), _) => false,
+    let refused = |item: &Item| match &item.key {
+        Key::NonString { .. } => true,
+        Key::Str(k) => k == "sops",
+        Key::Comment(_) => false,
     };
     if done.items.0.iter().any(refused) {
         return None;
@@ -322,7 +375,6 @@ fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plainte
     let mut printed = WipedBytes::with_capacity(output_hint);
     match print {
         WorkerPrint::Json { indent } => json::print_members(indent, &done.items.0, &mut printed).ok()?,
-        WorkerPrint::Dotenv => dotenv::print_items(&done.items.0, &mut printed).ok()?,
         WorkerPrint::Nothing => {}
     }
     if plaintext_tree {
@@ -336,13 +388,11 @@ fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plainte
 
 /// What a worker does with its piece after the cipher work.
 enum WorkerPrint {
-    /// YAML: the calling thread prints (the emitter's state runs across pieces).
+    /// YAML: the calling thread prints (the emitter's state runs across
+    /// pieces); dotenv: [`LineCrypt`] printed the piece already.
     Nothing,
     /// JSON: print the members with this indentation unit.
-    Json {
-        indent: Vec<u8>,
-    },
-    Dotenv,
+    Json { indent: Vec<u8> },
 }
 
 impl WorkerPrint {
@@ -351,8 +401,7 @@ impl WorkerPrint {
             Printer::Json(p) => WorkerPrint::Json {
                 indent: p.indent().to_vec(),
             },
-            Printer::Dotenv(_) => WorkerPrint::Dotenv,
-            Printer::Yaml(_) => WorkerPrint::Nothing,
+            Printer::Dotenv(_) | Printer::Yaml(_) => WorkerPrint::Nothing,
         }
     }
 }
@@ -375,14 +424,44 @@ struct Job<'a> {
     mac_only_encrypted: bool,
 }
 
-fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
-    let loaded = load_piece(job.kind, &piece);
-    let mac_capacity = piece.len();
-    // The piece is plaintext (its whole allocation: the reader's split
-    // leaves the next piece's first bytes in the spare capacity).
-    wipe_vec(&mut piece);
-    let mut items = loaded?;
-    let mut mac_input = WipedBytes::with_capacity(mac_capacity);
+impl Job<'_> {
+    fn lines(&self) -> LineCrypt<'_> {
+        LineCrypt {
+            cipher: self.cipher,
+            selector: self.selector,
+            mac_only_encrypted: self.mac_only_encrypted,
+        }
+    }
+}
+
+/// A dotenv piece encrypted straight from its lines ([`dotenv_lines`]).
+fn encrypt_dotenv(piece: &[u8], job: &Job<'_>) -> Option<Done> {
+    let mut mac_input = WipedBytes::with_capacity(piece.len());
+    // Ciphertext and values left in clear: nothing the output does not show.
+    let mut printed = Vec::with_capacity(piece.len().saturating_mul(3));
+    job.lines().encrypt(piece, &mut printed, &mut mac_input)?;
+    Some(Done {
+        items: Branch::default(),
+        mac_input,
+        warnings: Vec::new(),
+        printed: Some(printed),
+    })
+}
+
+/// Encrypt (and print, but for YAML) one piece. The piece is plaintext,
+/// wiped as it drops (its whole allocation: the reader's split leaves the
+/// next piece's first bytes in the spare capacity).
+fn work(piece: WipedBytes, job: &Job<'_>) -> Option<Done> {
+    match job.kind {
+        Kind::Dotenv => encrypt_dotenv(&piece, job),
+        kind => encrypt_tree(&piece, kind, job),
+    }
+}
+
+/// A YAML or JSON piece loaded, encrypted and (JSON) printed.
+fn encrypt_tree(piece: &[u8], kind: Kind, job: &Job<'_>) -> Option<Done> {
+    let mut items = load_piece(kind, piece)?;
+    let mut mac_input = WipedBytes::with_capacity(piece.len());
     let encrypted = encrypt_piece(
         &mut items,
         job.cipher,
@@ -401,7 +480,7 @@ fn work(mut piece: Vec<u8>, job: &Job<'_>) -> Option<Done> {
         warnings,
         printed: None,
     };
-    print_piece(&mut done, job.print, mac_capacity.saturating_mul(3), false)?;
+    print_piece(&mut done, job.print, piece.len().saturating_mul(3), false)?;
     Some(done)
 }
 
@@ -449,13 +528,15 @@ impl Assembler {
         }
         self.hash.update(&done.mac_input[..]);
         self.warnings.append(&mut done.warnings);
-        match (&done.printed, &mut self.printer) {
+        match (&mut done.printed, &mut self.printer) {
             (Some(printed), Printer::Json(p)) => {
                 p.push_printed(printed);
                 true
             }
-            (Some(printed), Printer::Dotenv(out)) => {
-                out.extend_from_slice(printed);
+            (printed @ Some(_), Printer::Dotenv(parts)) => {
+                // Taken out of the piece: a decrypted one is wiped with the
+                // whole output (`Printed`).
+                parts.extend(printed.take());
                 true
             }
             _ => self.printer.push(&done.items.0),
@@ -610,7 +691,8 @@ fn encrypt_in<R: Read>(
         1,
         || reader.next_piece(),
         &|piece| work(piece, &job),
-        &|mut piece: Vec<u8>| wipe_vec(&mut piece),
+        // Wiped as it drops.
+        &drop,
         |mut done: Done| asm.accept(&mut done),
     )?;
     if pieces == 0 {
@@ -812,7 +894,7 @@ fn open_dotenv(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
 /// A decrypted file, to be checked against the stored MAC and written.
 pub struct DecryptedPieces {
     /// The plaintext file, as the whole-tree path prints it.
-    pub output: WipedBytes,
+    pub output: Printed,
     /// The MAC of the plaintext (uppercase hex SHA-512).
     pub mac: String,
     pub warnings: Vec<String>,
@@ -831,6 +913,23 @@ impl Drop for Plain {
             wipe_vec(printed);
         }
     }
+}
+
+/// A dotenv piece decrypted straight from its lines ([`dotenv_lines`]).
+fn decrypt_dotenv(piece: &[u8], lines: &LineCrypt<'_>) -> Option<Plain> {
+    // Plaintext is under half the encrypted size (`LineCrypt` makes room
+    // for more, wiping, if needed).
+    let mut done = Plain(Done {
+        items: Branch::default(),
+        mac_input: WipedBytes::with_capacity(piece.len() / 2),
+        warnings: Vec::new(),
+        printed: Some(Vec::with_capacity(piece.len() / 2)),
+    });
+    let Done { mac_input, printed, .. } = &mut done.0;
+    let printed = printed.as_mut().expect("set above");
+    let warned = lines.decrypt(piece, printed, mac_input)?;
+    done.0.warnings = vec![crate::crypt::POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warned];
+    Some(done)
 }
 
 /// Decrypt the data pieces of `file` with `cipher` and print them in the
@@ -858,8 +957,16 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         index += 1;
         Ok(range.map(|r| (index - 1, r)))
     };
+    let lines = LineCrypt {
+        cipher,
+        selector: &selector,
+        mac_only_encrypted: mac_only,
+    };
     let work = |(index, range): (usize, Range<usize>)| {
         let bytes = &file.input[range];
+        if file.kind == Kind::Dotenv {
+            return decrypt_dotenv(bytes, &lines);
+        }
         let piece: Cow<[u8]> = if json {
             let mut wrapped = Vec::with_capacity(bytes.len() + 2);
             if index > 0 {
@@ -898,7 +1005,10 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         };
         pieces.filter(|_| valid)
     })?;
-    let output = WipedBytes(asm.printer.finish());
+    let output = Printed {
+        parts: asm.printer.finish(),
+        plaintext: true,
+    };
     Some(DecryptedPieces {
         output,
         mac: mac_hex(asm.hash),
@@ -1006,7 +1116,7 @@ mod tests {
         let expected = sopsfile::emit_encrypted(format, &settings, &mut whole, &meta).expect("emit");
         assert_eq!(done.mac, outcome.mac, "MAC differs for {text:?}");
         let pieces = done.pieces;
-        let got = done.finish(&meta);
+        let got = done.finish(&meta).to_vec();
         assert_eq!(masked(&got), masked(&expected), "output differs for {text:?}");
         // Both decrypt to the same tree (which need not be the input's:
         // values keep sops' encrypted types), with the same MAC.
@@ -1255,27 +1365,45 @@ mod tests {
         let Ok(encrypted) = sopsfile::emit_encrypted(format, &settings, &mut doc, &meta) else {
             return 0;
         };
-        let text = String::from_utf8_lossy(&encrypted);
-        let Some(file) = open_encrypted_in(&encrypted, kind(format), piece_bytes) else {
-            return 0;
-        };
-        let (mut whole, whole_meta) = sopsfile::load_encrypted(format, &settings, &encrypted).expect("whole load");
+        match compare_decrypt(format, &encrypted, piece_bytes, &mut cipher, &selector, mac_only) {
+            Some((pieces, mac)) => {
+                assert_eq!(mac, outcome.mac, "MAC differs from the encrypt side");
+                pieces
+            }
+            None => 0,
+        }
+    }
+
+    /// Decrypt `encrypted` piecewise and through the whole tree: when the
+    /// piecewise path takes it, the same MAC, warnings and plaintext bytes.
+    /// Returns the number of pieces and the MAC, `None` when not taken.
+    fn compare_decrypt(
+        format: Format,
+        encrypted: &[u8],
+        piece_bytes: usize,
+        cipher: &mut ValueCipher,
+        selector: &Selector,
+        mac_only: bool,
+    ) -> Option<(usize, String)> {
+        let settings = StoreSettings::default();
+        let text = String::from_utf8_lossy(encrypted);
+        let file = open_encrypted_in(encrypted, kind(format), piece_bytes)?;
+        let (mut whole, whole_meta) = sopsfile::load_encrypted(format, &settings, encrypted).expect("whole load");
         assert_eq!(file.metadata, whole_meta, "metadata differs for {text:?}");
         let store = JsonStore::default();
-        let Some(done) = decrypt(&file, piece_format(format, &store), &cipher) else {
-            return 0;
-        };
-        let reference = decrypt_document(&mut whole, &mut cipher, &selector, mac_only).expect("whole decrypt");
+        let done = decrypt(&file, piece_format(format, &store), cipher)?;
+        let reference = decrypt_document(&mut whole, cipher, selector, mac_only).expect("whole decrypt");
         assert_eq!(done.mac, reference.mac, "MAC differs for {text:?}");
-        assert_eq!(done.mac, outcome.mac, "MAC differs from the encrypt side for {text:?}");
         assert_eq!(done.warnings, reference.warnings, "{text:?}");
         let expected = sopsfile::emit_plain(format, &settings, &whole).expect("emit plaintext");
-        assert_eq!(
-            String::from_utf8_lossy(&done.output),
+        let output = WipedBytes(done.output.to_vec());
+        assert!(
+            output[..] == expected[..],
+            "plaintext differs for {text:?}: {:?} instead of {:?}",
+            String::from_utf8_lossy(&output),
             String::from_utf8_lossy(&expected),
-            "plaintext differs for {text:?}"
         );
-        done.pieces
+        Some((done.pieces, done.mac.clone()))
     }
 
     #[test]
@@ -1434,6 +1562,81 @@ mod tests {
             multi_decrypt > 300,
             "only {multi_decrypt} inputs were decrypted in several pieces"
         );
+    }
+
+    /// Decrypted dotenv values of every type sops knows, and comments left
+    /// in clear or not decrypting (warnings), print and hash as through the
+    /// whole tree. sops only writes `str` values into dotenv files; the
+    /// others come from edited or hand-made files.
+    #[test]
+    fn dotenv_typed_values_and_clear_comments_match_the_whole_tree_path() {
+        let cipher = ValueCipher::new(&DataKey::generate());
+        let spec = SelectorSpec::default();
+        let selector = spec.compile().expect("selector");
+        let typed: &[(&str, &[u8], &'static str)] = &[
+            ("n", b"42", "int"),
+            ("neg", b"-7", "int"),
+            ("f", b"1e5", "float"),
+            ("g", b"0.000001", "float"),
+            ("b", b"t", "bool"),
+            ("t", b"2024-01-02T03:04:05.5+02:00", "time"),
+            ("c", b"x\ny", "comment"),
+            ("y", b"\xff\nz", "bytes"),
+            ("s", b"line1\nline2", "str"),
+            ("u", b"\xfe", "str"),
+        ];
+        let mut plain = String::new();
+        for i in 0..40 {
+            plain.push_str(&format!("pad{i}=value {i}\n#note {i}\n"));
+            if let Some((key, _, _)) = typed.get(i) {
+                plain.push_str(&format!("{key}=placeholder\n"));
+            }
+        }
+        plain.push_str("k_unencrypted=clear\\nvalue\nempty=\n");
+        let settings = StoreSettings::default();
+        let mut doc = sopsfile::load_plain(Format::Dotenv, &settings, plain.as_bytes()).expect("load");
+        encrypt_document(&mut doc, &cipher, &selector, false).expect("encrypt");
+        let meta = metadata(&spec, false);
+        let enc = sopsfile::emit_encrypted(Format::Dotenv, &settings, &mut doc, &meta).expect("emit");
+        let mut edited = Vec::new();
+        let mut comments = 0;
+        for line in enc.split_inclusive(|&b| b == b'\n') {
+            let typed_line = typed
+                .iter()
+                .find(|(key, _, _)| line.starts_with(format!("{key}=").as_bytes()));
+            if let Some((key, value, typ)) = typed_line {
+                let aad = format!("{key}:");
+                edited.extend_from_slice(format!("{key}=").as_bytes());
+                edited.extend_from_slice(cipher.encrypt_bytes(value, typ, aad.as_bytes()).as_bytes());
+                edited.push(b'\n');
+            } else if line.starts_with(b"#ENC[") && {
+                comments += 1;
+                comments % 4 == 0
+            } {
+                // Comments in clear (older sops) and ones that do not decrypt.
+                edited
+                    .extend_from_slice(b"#a comment in clear\n#ENC[AES256_GCM,data:eA==,iv:eA==,tag:eA==,type:str]\n");
+            } else {
+                edited.extend_from_slice(line);
+            }
+        }
+        let mut cipher = cipher;
+        for piece_bytes in [1, 7, 64, 300, 100_000] {
+            let (pieces, _) = compare_decrypt(Format::Dotenv, &edited, piece_bytes, &mut cipher, &selector, false)
+                .unwrap_or_else(|| panic!("not taken piecewise at {piece_bytes} bytes a piece"));
+            assert!(
+                pieces > 1 || piece_bytes == 100_000,
+                "{pieces} pieces at {piece_bytes} bytes"
+            );
+        }
+        let file = open_encrypted_in(&edited, Kind::Dotenv, 64).expect("opens");
+        let done = decrypt(&file, PieceFormat::Dotenv, &cipher).expect("decrypts");
+        assert_eq!(
+            done.warnings.len(),
+            2 * (comments / 4),
+            "one per clear or broken comment"
+        );
+        assert!(comments >= 8, "{comments}");
     }
 
     /// dotenv input the piecewise path must leave to the whole-tree path.

@@ -1,0 +1,245 @@
+//! dotenv pieces encrypted and decrypted line by line, without a tree.
+//!
+//! A dotenv file is flat: each line is a blank, a comment or one
+//! `KEY=VALUE` pair whose value is a string. The general piece path loads a
+//! piece into a tree (a key and a value allocated per line), walks it and
+//! prints it; here each line goes straight from the input into the output
+//! and the MAC input, with the walk's decisions ([`Selector`]) and the
+//! printer's bytes. Whatever the general path would refuse or report as an
+//! error gives `None`, and the caller falls back to the whole-tree path,
+//! which gives the exact result or error. `pipeline`'s tests hold both
+//! paths to the same bytes and MAC on random files.
+
+use crate::cipher::{plaintext_bytes, value_from_plaintext, ValueCipher};
+use crate::policy::Selector;
+use crate::stores::dotenv::{lines, parse_line, push_escaped, unescaped, value_to_string, Line};
+use crate::swar::{eq_mask, HI};
+use crate::tree::{reserve_wiped, wipe_vec, Value};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The cipher settings of one file.
+pub(super) struct LineCrypt<'a> {
+    pub cipher: &'a ValueCipher,
+    pub selector: &'a Selector,
+    pub mac_only_encrypted: bool,
+}
+
+/// The AAD of a top-level comment (an empty path).
+const COMMENT_AAD: &[u8] = b":";
+
+/// A key the general path keeps: UTF-8 (keys are strings in the tree) and
+/// not `sops_…` (metadata to the whole-tree path: "already encrypted" on
+/// encrypt, merged into the `sops` block on decrypt).
+fn entry_key(key: &[u8]) -> Option<&str> {
+    let key = std::str::from_utf8(key).ok()?;
+    (!key.starts_with("sops_")).then_some(key)
+}
+
+/// Whether `bytes` is ASCII without a `\`: one pass, eight bytes a step,
+/// no early exit (so it vectorises; values are short).
+fn ascii_without_backslash(bytes: &[u8]) -> bool {
+    let (mut high, mut backslash) = (0u64, 0u64);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+        high |= w;
+        backslash |= eq_mask(w, b'\\');
+    }
+    let tail_ok = words.remainder().iter().all(|&b| b.is_ascii() && b != b'\\');
+    tail_ok && high & HI == 0 && backslash == 0
+}
+
+/// The AAD of a top-level key: `key:`.
+fn key_aad<'b>(key: &str, buf: &'b mut Vec<u8>) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(key.as_bytes());
+    buf.push(b':');
+    buf
+}
+
+impl LineCrypt<'_> {
+    /// Whether a value under `key` is encrypted.
+    fn encrypts(&self, key: &str) -> bool {
+        self.selector.should_encrypt(self.selector.key_matches(key), &[], false)
+    }
+
+    /// Encrypt the lines of `piece` onto `out` (the encrypted file's lines)
+    /// and `mac_input` (the bytes the MAC covers).
+    pub fn encrypt(&self, piece: &[u8], out: &mut Vec<u8>, mac_input: &mut Vec<u8>) -> Option<()> {
+        let encrypt_comments = self.selector.should_encrypt(false, &[], true);
+        let mut aad = Vec::with_capacity(64);
+        let mut scratch = Zeroizing::new(Vec::new());
+        for line in lines(piece) {
+            // Room for the plaintext this line can add (see `reserve_wiped`).
+            reserve_wiped(mac_input, line.len());
+            reserve_wiped(&mut scratch, line.len());
+            match parse_line(line)? {
+                Line::Blank => {}
+                Line::Comment(text) => {
+                    std::str::from_utf8(text).ok()?;
+                    out.push(b'#');
+                    // Comments are encrypted, never hashed.
+                    if encrypt_comments && !text.is_empty() {
+                        self.cipher.encrypt_into(text, "comment", COMMENT_AAD, out);
+                    } else {
+                        out.extend_from_slice(text);
+                    }
+                    out.push(b'\n');
+                }
+                Line::Entry { key, value } => {
+                    let key = entry_key(key)?;
+                    let encrypted = self.encrypts(key);
+                    let plain = unescaped(value, &mut scratch);
+                    if encrypted || !self.mac_only_encrypted {
+                        mac_input.extend_from_slice(plain);
+                    }
+                    out.extend_from_slice(key.as_bytes());
+                    out.push(b'=');
+                    if encrypted && !plain.is_empty() {
+                        // Invalid UTF-8 is a byte string: still type `str`.
+                        self.cipher.encrypt_into(plain, "str", key_aad(key, &mut aad), out);
+                    } else {
+                        // Escaping the unescaped value gives it back as written.
+                        out.extend_from_slice(value);
+                    }
+                    out.push(b'\n');
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Decrypt the lines of `piece` onto `out` (the plaintext file's lines,
+    /// which the caller wipes) and `mac_input`; returns how many comments
+    /// did not decrypt (the "possibly unencrypted comment" warning).
+    pub fn decrypt(&self, piece: &[u8], out: &mut Vec<u8>, mac_input: &mut Vec<u8>) -> Option<usize> {
+        let decrypt_comments = self.selector.should_encrypt(false, &[], true);
+        let mut warned = 0;
+        let mut aad = Vec::with_capacity(64);
+        let mut scratch = Zeroizing::new(Vec::new());
+        for line in lines(piece) {
+            // Room for what this line can add, so that plaintext is never
+            // left behind by a reallocation (see `reserve_wiped`): a
+            // decrypted value is shorter than its text, and at most doubles
+            // when its newlines are escaped.
+            reserve_wiped(out, 2 * line.len() + 2);
+            reserve_wiped(mac_input, line.len());
+            reserve_wiped(&mut scratch, line.len());
+            match parse_line(line)? {
+                Line::Blank => {}
+                Line::Comment(text) => {
+                    let text = std::str::from_utf8(text).ok()?;
+                    out.push(b'#');
+                    if decrypt_comments && !text.is_empty() {
+                        match self.cipher.decrypt_value_shared(text, COMMENT_AAD) {
+                            Ok(Value::Comment(mut c) | Value::Str(mut c)) => {
+                                out.extend_from_slice(c.as_bytes());
+                                c.zeroize();
+                            }
+                            Ok(mut other) => {
+                                other.zeroize();
+                                warned += 1;
+                                out.extend_from_slice(text.as_bytes());
+                            }
+                            Err(_) => {
+                                warned += 1;
+                                out.extend_from_slice(text.as_bytes());
+                            }
+                        }
+                    } else {
+                        out.extend_from_slice(text.as_bytes());
+                    }
+                    out.push(b'\n');
+                }
+                Line::Entry { key, value } => {
+                    let key = entry_key(key)?;
+                    out.extend_from_slice(key.as_bytes());
+                    out.push(b'=');
+                    if !self.encrypts(key) {
+                        if !self.mac_only_encrypted {
+                            mac_input.extend_from_slice(unescaped(value, &mut scratch));
+                        }
+                        out.extend_from_slice(value);
+                    } else if !value.is_empty() {
+                        // An `ENC[…]` text is ASCII without `\` (which the
+                        // general path would unescape first); anything else
+                        // is that path's to report.
+                        if !ascii_without_backslash(value) {
+                            return None;
+                        }
+                        // SAFETY: ASCII is valid UTF-8.
+                        let text = unsafe { std::str::from_utf8_unchecked(value) };
+                        self.decrypt_value(text, key_aad(key, &mut aad), out, mac_input)?;
+                    }
+                    out.push(b'\n');
+                }
+            }
+        }
+        Some(warned)
+    }
+
+    /// Decrypt one value onto `out`, printed, and its MAC input onto
+    /// `mac_input`.
+    fn decrypt_value(&self, text: &str, aad: &[u8], out: &mut Vec<u8>, mac_input: &mut Vec<u8>) -> Option<()> {
+        let start = out.len();
+        let typ = self.cipher.open_line_into(text, aad, out).ok()?;
+        if matches!(typ, "str" | "bytes") {
+            // The plaintext is printed as it is, valid UTF-8 or not, unless
+            // it has a newline to escape.
+            mac_input.extend_from_slice(&out[start..]);
+            if memchr::memchr(b'\n', &out[start..]).is_some() {
+                let plain = Zeroizing::new(out[start..].to_vec());
+                out[start..].zeroize();
+                out.truncate(start);
+                push_escaped(out, &plain);
+            }
+            return Some(());
+        }
+        // Other types print and hash as the tree does with their values.
+        let plain = Zeroizing::new(out[start..].to_vec());
+        out[start..].zeroize();
+        out.truncate(start);
+        let mut value = value_from_plaintext(plain, typ).ok()?;
+        if !matches!(value, Value::Comment(_)) {
+            // Room for any number's digits (a float's run to a few hundred).
+            let mut number = Zeroizing::new(Vec::with_capacity(1024));
+            if let Some((bytes, _)) = plaintext_bytes(&value, &mut number) {
+                // A float's digits may outgrow its text.
+                reserve_wiped(mac_input, bytes.len());
+                mac_input.extend_from_slice(bytes);
+            }
+        }
+        let mut printed = value_to_string(&value);
+        value.zeroize();
+        let printed = printed.as_mut()?;
+        reserve_wiped(out, 2 * printed.len() + 1);
+        push_escaped(out, printed);
+        wipe_vec(printed);
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Rng;
+
+    #[test]
+    fn ascii_check_agrees_with_the_plain_one() {
+        let mut rng = Rng(0xA5C1_1000);
+        for round in 0..20_000 {
+            let len = rng.below(80);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rng.below(40) {
+                    0 => b'\\',
+                    1 => 0x80 + rng.below(128) as u8,
+                    2 => 0x5c ^ 0x80,
+                    _ => rng.below(128) as u8,
+                })
+                .map(|b| if round % 2 == 0 && b >= 0x80 { b & 0x7f } else { b })
+                .collect();
+            let plain = bytes.iter().all(|&b| b.is_ascii() && b != b'\\');
+            assert_eq!(ascii_without_backslash(&bytes), plain, "{bytes:?}");
+        }
+    }
+}
