@@ -100,6 +100,15 @@ mod tests {
                 text.push(b'=');
             }
             let ours = decode_canonical(&text, &mut buf).map(|n| buf[..n].to_vec());
+            let mut appended = b"prefix".to_vec();
+            let append_result = decode_canonical_append(&text, &mut appended);
+            match &ours {
+                Some(bytes) => {
+                    assert_eq!(append_result, Some(bytes.len()));
+                    assert_eq!(&appended[6..], &bytes[..]);
+                }
+                None => assert!(append_result.is_none() && appended == b"prefix"),
+            }
             let crate_result = STANDARD.decode(&text).ok();
             match ours {
                 Some(bytes) => {
@@ -116,6 +125,33 @@ mod tests {
             }
         }
         assert!(decoded > 10_000 && long > 3_000, "{decoded} decoded, {long} long");
+    }
+
+    /// Every one- and two-byte input with every possible last character:
+    /// the canonical ones decode, the others (bits set past the data)
+    /// are left to the crate, which rejects them.
+    #[test]
+    fn short_decoding_rejects_bits_past_the_data() {
+        let mut buf = [0u8; 8];
+        for data in (0..=255u8)
+            .map(|b| vec![b])
+            .chain((0..=255u8).map(|b| vec![b, b ^ 0x5a]))
+        {
+            let text = STANDARD.encode(&data).into_bytes();
+            // The last character before the padding.
+            let at = data.len();
+            for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+                let mut altered = text.clone();
+                altered[at] = *c;
+                let ours = decode_canonical(&altered, &mut buf).map(|n| buf[..n].to_vec());
+                assert_eq!(
+                    ours,
+                    STANDARD.decode(&altered).ok(),
+                    "{:?}",
+                    String::from_utf8_lossy(&altered)
+                );
+            }
+        }
     }
 
     #[test]

@@ -47,8 +47,9 @@ impl Gcm32 {
     /// Encrypt `buf` in place; returns the tag.
     pub fn encrypt(&self, iv: &[u8; 32], aad: &[u8], buf: &mut [u8]) -> [u8; BLOCK] {
         let j0 = self.ghash.digest(&[], iv);
-        self.apply_keystream(&j0, buf);
-        self.tag(&j0, aad, buf)
+        let (mask, _) = self.keystream(&j0, buf, |_| true);
+        let s = self.ghash.digest(aad, buf);
+        std::array::from_fn(|i| s[i] ^ mask[i])
     }
 
     /// Check `tag`, then decrypt `buf` in place; on failure `buf` is left
@@ -61,40 +62,53 @@ impl Gcm32 {
         tag: &[u8; BLOCK],
     ) -> Result<(), AuthenticationFailed> {
         let j0 = self.ghash.digest(&[], iv);
-        let expected = self.tag(&j0, aad, buf);
-        // Constant time: every byte is compared whatever the first ones give.
-        let diff = expected.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
-        if std::hint::black_box(diff) != 0 {
-            return Err(AuthenticationFailed);
+        let s = self.ghash.digest(aad, buf);
+        let tag_matches = |mask: &[u8; BLOCK]| {
+            // Constant time: every byte is compared whatever the first ones give.
+            let diff = (0..BLOCK).fold(0u8, |d, i| d | (s[i] ^ mask[i] ^ tag[i]));
+            std::hint::black_box(diff) == 0
+        };
+        match self.keystream(&j0, buf, tag_matches) {
+            (_, true) => Ok(()),
+            (_, false) => Err(AuthenticationFailed),
         }
-        self.apply_keystream(&j0, buf);
-        Ok(())
     }
 
-    fn tag(&self, j0: &[u8; BLOCK], aad: &[u8], ciphertext: &[u8]) -> [u8; BLOCK] {
-        let s = self.ghash.digest(aad, ciphertext);
-        let mut mask = GenericArray::from(*j0);
-        self.aes.encrypt_block(&mut mask);
-        std::array::from_fn(|i| s[i] ^ mask[i])
-    }
-
-    /// XOR `buf` with the keystream that starts at inc32(J0).
-    fn apply_keystream(&self, j0: &[u8; BLOCK], buf: &mut [u8]) {
+    /// E(J0), the tag mask, and whether `check` accepted it; if it did,
+    /// `buf` is XORed with the keystream that starts at inc32(J0), else
+    /// left as it was. E(J0) is encrypted with the first counter blocks
+    /// (one pipelined AES call).
+    fn keystream(
+        &self,
+        j0: &[u8; BLOCK],
+        buf: &mut [u8],
+        check: impl FnOnce(&[u8; BLOCK]) -> bool,
+    ) -> ([u8; BLOCK], bool) {
         let prefix: [u8; 12] = j0[..12].try_into().expect("16-byte block");
         let mut counter = u32::from_be_bytes(j0[12..].try_into().expect("16-byte block"));
         let mut blocks = [GenericArray::default(); CTR_BLOCKS];
-        for chunk in buf.chunks_mut(CTR_BLOCKS * BLOCK) {
-            let n = chunk.len().div_ceil(BLOCK);
-            for block in &mut blocks[..n] {
+        let mut counter_blocks = |blocks: &mut [Block]| {
+            for block in blocks {
                 counter = counter.wrapping_add(1);
                 block[..12].copy_from_slice(&prefix);
                 block[12..].copy_from_slice(&counter.to_be_bytes());
             }
-            self.aes.encrypt_blocks(&mut blocks[..n]);
-            for (bytes, key) in chunk.chunks_mut(BLOCK).zip(&blocks) {
-                for (b, k) in bytes.iter_mut().zip(key) {
-                    *b ^= k;
-                }
+        };
+        // The first call: E(J0) and up to seven blocks of keystream.
+        let first = buf.len().min((CTR_BLOCKS - 1) * BLOCK);
+        let n = first.div_ceil(BLOCK);
+        blocks[0] = GenericArray::from(*j0);
+        counter_blocks(&mut blocks[1..=n]);
+        self.aes.encrypt_blocks(&mut blocks[..=n]);
+        let mask: [u8; BLOCK] = blocks[0].into();
+        let accepted = check(&mask);
+        if accepted {
+            xor_keystream(&mut buf[..first], &blocks[1..=n]);
+            for chunk in buf[first..].chunks_mut(CTR_BLOCKS * BLOCK) {
+                let n = chunk.len().div_ceil(BLOCK);
+                counter_blocks(&mut blocks[..n]);
+                self.aes.encrypt_blocks(&mut blocks[..n]);
+                xor_keystream(chunk, &blocks[..n]);
             }
         }
         // The keystream encrypts this value's data: do not leave it behind.
@@ -102,6 +116,17 @@ impl Gcm32 {
             block.fill(0);
         }
         std::hint::black_box(&blocks);
+        (mask, accepted)
+    }
+}
+
+type Block = GenericArray<u8, aes_gcm::aes::cipher::consts::U16>;
+
+fn xor_keystream(data: &mut [u8], keystream: &[Block]) {
+    for (bytes, key) in data.chunks_mut(BLOCK).zip(keystream) {
+        for (b, k) in bytes.iter_mut().zip(key) {
+            *b ^= k;
+        }
     }
 }
 
@@ -226,43 +251,100 @@ mod clmul {
         [h1, h2, h3, h4]
     }
 
-    /// Absorb whole blocks of `bytes` (four per reduction), then the
-    /// zero-padded rest.
+    /// Y' = (Y ⊕ X₁)·Hⁿ ⊕ X₂·Hⁿ⁻¹ ⊕ … ⊕ Xₙ·H for the first `n` (1–4)
+    /// blocks: one reduction for up to four blocks.
     #[inline]
-    #[target_feature(enable = "pclmulqdq,ssse3")]
-    unsafe fn absorb(powers: &[__m128i; 4], mut y: __m128i, bytes: &[u8]) -> __m128i {
-        let [h1, h2, h3, h4] = *powers;
-        let mut quads = bytes.chunks_exact(4 * BLOCK);
-        for quad in &mut quads {
-            // Y' = (Y ⊕ X1)·H⁴ ⊕ X2·H³ ⊕ X3·H² ⊕ X4·H, one reduction.
-            let x1 = _mm_xor_si128(y, load(&quad[..BLOCK]));
-            let (l1, g1) = mul_wide(x1, h4);
-            let (l2, g2) = mul_wide(load(&quad[BLOCK..2 * BLOCK]), h3);
-            let (l3, g3) = mul_wide(load(&quad[2 * BLOCK..3 * BLOCK]), h2);
-            let (l4, g4) = mul_wide(load(&quad[3 * BLOCK..]), h1);
-            let lo = _mm_xor_si128(_mm_xor_si128(l1, l2), _mm_xor_si128(l3, l4));
-            let hi = _mm_xor_si128(_mm_xor_si128(g1, g2), _mm_xor_si128(g3, g4));
-            y = reduce(lo, hi);
+    #[target_feature(enable = "pclmulqdq")]
+    unsafe fn fold(powers: &[__m128i; 4], y: __m128i, blocks: &[__m128i; 4], n: usize) -> __m128i {
+        debug_assert!((1..=4).contains(&n));
+        let (mut lo, mut hi) = mul_wide(_mm_xor_si128(y, blocks[0]), powers[n - 1]);
+        for i in 1..n {
+            let (l, h) = mul_wide(blocks[i], powers[n - 1 - i]);
+            lo = _mm_xor_si128(lo, l);
+            hi = _mm_xor_si128(hi, h);
         }
-        let mut blocks = quads.remainder().chunks_exact(BLOCK);
-        for block in &mut blocks {
-            y = mul(_mm_xor_si128(y, load(block)), h1);
+        reduce(lo, hi)
+    }
+
+    /// The GHASH state over a run of blocks, folding four at a time, across
+    /// the AAD, the data and the lengths block alike.
+    struct Stream<'p> {
+        powers: &'p [__m128i; 4],
+        y: __m128i,
+        pending: [__m128i; 4],
+        n: usize,
+    }
+
+    impl Stream<'_> {
+        #[inline]
+        #[target_feature(enable = "pclmulqdq")]
+        unsafe fn push(&mut self, block: __m128i) {
+            self.pending[self.n] = block;
+            self.n += 1;
+            if self.n == 4 {
+                self.y = fold(self.powers, self.y, &self.pending, 4);
+                self.n = 0;
+            }
         }
-        let rest = blocks.remainder();
-        if !rest.is_empty() {
-            y = mul(_mm_xor_si128(y, load_padded(rest)), h1);
+
+        /// Whole blocks of `bytes`, then the zero-padded rest.
+        #[inline]
+        #[target_feature(enable = "pclmulqdq,ssse3")]
+        unsafe fn absorb(&mut self, bytes: &[u8]) {
+            let mut rest = bytes;
+            while self.n != 0 && rest.len() >= BLOCK {
+                self.push(load(&rest[..BLOCK]));
+                rest = &rest[BLOCK..];
+            }
+            if self.n == 0 {
+                let mut quads = rest.chunks_exact(4 * BLOCK);
+                for quad in &mut quads {
+                    let blocks = [
+                        load(&quad[..BLOCK]),
+                        load(&quad[BLOCK..2 * BLOCK]),
+                        load(&quad[2 * BLOCK..3 * BLOCK]),
+                        load(&quad[3 * BLOCK..]),
+                    ];
+                    self.y = fold(self.powers, self.y, &blocks, 4);
+                }
+                rest = quads.remainder();
+            }
+            let mut blocks = rest.chunks_exact(BLOCK);
+            for block in &mut blocks {
+                self.push(load(block));
+            }
+            let tail = blocks.remainder();
+            if !tail.is_empty() {
+                self.push(load_padded(tail));
+            }
         }
-        y
+
+        #[inline]
+        #[target_feature(enable = "pclmulqdq")]
+        unsafe fn finish(self) -> __m128i {
+            if self.n == 0 {
+                self.y
+            } else {
+                fold(self.powers, self.y, &self.pending, self.n)
+            }
+        }
     }
 
     #[target_feature(enable = "pclmulqdq,ssse3")]
     unsafe fn digest(powers: &[__m128i; 4], aad: &[u8], data: &[u8]) -> [u8; BLOCK] {
-        let y = absorb(powers, _mm_setzero_si128(), aad);
-        let y = absorb(powers, y, data);
+        let mut stream = Stream {
+            powers,
+            y: _mm_setzero_si128(),
+            pending: [_mm_setzero_si128(); 4],
+            n: 0,
+        };
+        stream.absorb(aad);
+        stream.absorb(data);
         let mut lengths = [0u8; BLOCK];
         lengths[..8].copy_from_slice(&((aad.len() as u64) * 8).to_be_bytes());
         lengths[8..].copy_from_slice(&((data.len() as u64) * 8).to_be_bytes());
-        let y = mul(_mm_xor_si128(y, load(&lengths)), powers[0]);
+        stream.push(load(&lengths));
+        let y = stream.finish();
         let mut out = [0u8; BLOCK];
         _mm_storeu_si128(out.as_mut_ptr().cast(), byte_swap(y));
         out

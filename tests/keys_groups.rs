@@ -118,7 +118,7 @@ fn shamir_groups_with_pgp_vault_kms_and_age() {
     let mut config = KeyConfig::default();
     config.pgp.gnupg_home = Some(g.path().to_path_buf());
     config.vault.token = Some(Zeroizing::new(BAO_TOKEN.to_string()));
-    config.kms.hostname = Some("rsops-test".into());
+    config.kms.hostname = Some(|| Some("rsops-test".into()));
     config.age.key_file = Some(s.key_file.clone());
     let keyring = Keyring::new(config);
     let settings = StoreSettings::default();

@@ -126,11 +126,13 @@ pub fn keyring_from_env() -> Keyring {
         timeout: env_nonempty("VAULT_CLIENT_TIMEOUT").and_then(|v| parse_seconds(&v)),
     };
     let kms = KmsConfig {
-        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| env_nonempty("HOSTNAME"))
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty()),
+        hostname: Some(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| env_nonempty("HOSTNAME"))
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        }),
     };
     Keyring::new(KeyConfig { age, pgp, vault, kms })
 }

@@ -13,8 +13,9 @@ use zeroize::Zeroizing;
 /// the AWS SDK's own default chain, as in sops.
 #[derive(Clone, Default)]
 pub struct KmsConfig {
-    /// The machine's host name, for the AssumeRole session name.
-    pub hostname: Option<String>,
+    /// Looks up the machine's host name, for the AssumeRole session name
+    /// (only then: a run that needs no role reads nothing).
+    pub hostname: Option<fn() -> Option<String>>,
 }
 
 /// One KMS master key entry, borrowed from the metadata.
@@ -69,7 +70,7 @@ mod sdk {
     pub struct KmsClient {
         runtime: tokio::runtime::Runtime,
         http: aws_sdk_kms::config::SharedHttpClient,
-        hostname: Option<String>,
+        hostname: Option<fn() -> Option<String>>,
         configs: RefCell<HashMap<(String, String, String), aws_config::SdkConfig>>,
     }
 
@@ -87,7 +88,7 @@ mod sdk {
             Ok(KmsClient {
                 runtime,
                 http,
-                hostname: config.hostname.clone(),
+                hostname: config.hostname,
                 configs: RefCell::new(HashMap::new()),
             })
         }
@@ -114,7 +115,8 @@ mod sdk {
             }
             let mut config = self.runtime.block_on(loader.load());
             if !key.role.is_empty() {
-                let name = sts_session_name(self.hostname.as_deref())?;
+                let hostname = self.hostname.and_then(|lookup| lookup());
+                let name = sts_session_name(hostname.as_deref())?;
                 let creds = self.runtime.block_on(async {
                     let provider = aws_config::sts::AssumeRoleProvider::builder(key.role)
                         .session_name(name)
