@@ -18,22 +18,10 @@ pub const fn encoded_len(n: usize) -> usize {
 
 /// Append the padded base64 of `data` to `out`.
 pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
-    let len = encoded_len(data.len());
-    out.reserve(len);
     let start = out.len();
-    let spare = &mut out.spare_capacity_mut()[..len];
-    let written = STANDARD.encode(data, Out::from_uninit_slice(spare)).len();
-    assert_eq!(written, len, "base64 output has its computed length");
-    // SAFETY: `encode` initialised the first `written` (= `len`) bytes of
-    // the spare capacity.
-    unsafe { out.set_len(start + written) };
-}
-
-/// Write the padded base64 of `data` into `out`, which is exactly
-/// [`encoded_len`] bytes long.
-pub fn encode_to_slice(data: &[u8], out: &mut [u8]) {
-    let written = STANDARD.encode(data, Out::from_slice(out)).len();
-    assert_eq!(written, out.len(), "base64 output fills its slice");
+    out.resize(start + encoded_len(data.len()), 0);
+    let written = STANDARD.encode(data, Out::from_slice(&mut out[start..])).len();
+    debug_assert_eq!(written, encoded_len(data.len()));
 }
 
 /// Decode canonical padded base64 into the start of `out` and return the

@@ -265,18 +265,19 @@ impl ValueCipher {
 
     /// Append the `ENC[…]` text of `plaintext` encrypted with `iv`.
     fn write_enc(&self, plaintext: &[u8], typ: &str, aad: &[u8], iv: &[u8; IV_LEN], out: &mut Vec<u8>) {
-        let n = plaintext.len();
-        let b64_len = b64::encoded_len(n);
-        // The plaintext is copied past where its base64 text goes,
-        // encrypted there and encoded into place: no other buffer. Nothing
-        // to wipe: the copy becomes ciphertext right away, and is then
-        // overwritten or left as spare capacity.
-        out.reserve(enc_len(n, typ) + n);
-        out.extend_from_slice(PREFIX.as_bytes());
-        let data_at = out.len();
-        out.resize(data_at + b64_len, 0);
-        out.extend_from_slice(plaintext);
-        let (text, buf) = out[data_at..].split_at_mut(b64_len);
+        // Encrypt in place in a stack buffer for the usual short values (a
+        // buffer in `out` would need room for both the ciphertext and its
+        // base64, and make every tree value that much larger). Nothing to
+        // wipe: the plaintext copy becomes ciphertext right away.
+        let mut small = [0u8; 256];
+        let mut large = Vec::new();
+        let buf: &mut [u8] = if plaintext.len() <= small.len() {
+            &mut small[..plaintext.len()]
+        } else {
+            large.resize(plaintext.len(), 0);
+            &mut large[..]
+        };
+        buf.copy_from_slice(plaintext);
         let tag: [u8; TAG_LEN] = match &self.fast {
             Some(fast) => fast.encrypt(iv, aad, buf),
             None => self
@@ -285,8 +286,9 @@ impl ValueCipher {
                 .expect("AES-GCM encryption only fails for inputs larger than 64 GiB")
                 .into(),
         };
-        b64::encode_to_slice(buf, text);
-        out.truncate(data_at + b64_len);
+        out.reserve(enc_len(buf.len(), typ));
+        out.extend_from_slice(PREFIX.as_bytes());
+        b64::encode_into(out, buf);
         out.extend_from_slice(b",iv:");
         b64::encode_into(out, iv);
         out.extend_from_slice(b",tag:");
