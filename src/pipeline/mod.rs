@@ -6,12 +6,13 @@
 //! YAML before the lines [`yaml::is_piece_start`] allows (the cuts the
 //! parallel load uses), for JSON at the commas between top-level members
 //! ([`json::MemberCuts`]), for dotenv after any line. Worker threads parse
-//! each piece and encrypt its values (JSON and dotenv: and print it,
-//! [`json::print_members`], [`dotenv::print_items`]); the calling thread
-//! takes the pieces in document order, hashes their MAC input, checks the
-//! top-level keys across pieces and prints them (JSON: copies them) into one
-//! output buffer ([`DocumentStream`], [`ObjectStream`]), which gives the
-//! bytes the whole-tree path prints.
+//! each piece and encrypt its values (JSON: and print it,
+//! [`json::print_members`]; dotenv pieces go line by line with no tree,
+//! [`dotenv_lines`]); the calling thread takes the pieces in document order,
+//! hashes their MAC input, checks the top-level keys across pieces and
+//! prints them (JSON: copies them) into one output buffer
+//! ([`DocumentStream`], [`ObjectStream`]; dotenv: keeps the printed pieces,
+//! [`Printed`]), which gives the bytes the whole-tree path prints.
 //!
 //! Decrypt: the `sops` block (dotenv: the `sops_` lines), which sops
 //! writes last, is found and read
@@ -155,14 +156,6 @@ impl Printed {
     /// is plaintext).
     pub fn to_vec(&self) -> Vec<u8> {
         self.parts.concat()
-    }
-
-    pub fn len(&self) -> usize {
-        self.parts.iter().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -348,7 +341,7 @@ struct Done {
     mac_input: WipedBytes,
     warnings: Vec<String>,
     /// JSON and dotenv: the piece already printed by the worker (then
-    /// `items` is empty), see [`print_piece`]. Plaintext on decrypt, where
+    /// `items` is empty), see [`print_piece`] and [`LineCrypt`]. Plaintext on decrypt, where
     /// [`Plain`] wipes it; ciphertext and clear values on encrypt.
     printed: Option<Vec<u8>>,
 }
@@ -357,9 +350,9 @@ struct Done {
 /// hashes and copies, instead of printing every piece itself while the
 /// workers wait (dotenv pieces are printed by [`LineCrypt`]). A piece
 /// holding a `sops` key (metadata to the whole-tree path) or a non-string
-/// key is refused here, as [`Assembler::accept`] would refuse it. The tree goes at
-/// once, wiped if it is plaintext (`plaintext_tree`: decrypt); an encrypted
-/// tree holds nothing the output does not show.
+/// key is refused here, as [`Assembler::accept`] would refuse it. The tree
+/// goes at once, wiped if it is plaintext (`plaintext_tree`: decrypt); an
+/// encrypted tree holds nothing the output does not show.
 fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plaintext_tree: bool) -> Option<()> {
     if matches!(print, WorkerPrint::Nothing) {
         return Some(());
