@@ -119,7 +119,7 @@ mod tests {
     /// the canonical ones decode, the others (bits set past the data)
     /// are left to the crate, which rejects them.
     #[test]
-    fn short_decoding_rejects_bits_past_the_data() {
+    fn decoding_rejects_bits_past_the_data() {
         let mut buf = [0u8; 8];
         for data in (0..=255u8)
             .map(|b| vec![b])

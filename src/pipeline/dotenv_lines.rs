@@ -49,6 +49,15 @@ fn ascii_without_backslash(bytes: &[u8]) -> bool {
     tail_ok && high & HI == 0 && backslash == 0
 }
 
+/// Move the plaintext `out[start..]` into a buffer of its own, wiping it
+/// where it was.
+fn take_tail(out: &mut Vec<u8>, start: usize) -> Zeroizing<Vec<u8>> {
+    let tail = Zeroizing::new(out[start..].to_vec());
+    out[start..].zeroize();
+    out.truncate(start);
+    tail
+}
+
 /// The AAD of a top-level key: `key:`.
 fn key_aad<'b>(key: &str, buf: &'b mut Vec<u8>) -> &'b [u8] {
     buf.clear();
@@ -188,17 +197,13 @@ impl LineCrypt<'_> {
             // it has a newline to escape.
             mac_input.extend_from_slice(&out[start..]);
             if memchr::memchr(b'\n', &out[start..]).is_some() {
-                let plain = Zeroizing::new(out[start..].to_vec());
-                out[start..].zeroize();
-                out.truncate(start);
+                let plain = take_tail(out, start);
                 push_escaped(out, &plain);
             }
             return Some(());
         }
         // Other types print and hash as the tree does with their values.
-        let plain = Zeroizing::new(out[start..].to_vec());
-        out[start..].zeroize();
-        out.truncate(start);
+        let plain = take_tail(out, start);
         let mut value = value_from_plaintext(plain, typ).ok()?;
         if !matches!(value, Value::Comment(_)) {
             // Room for any number's digits (a float's run to a few hundred).
