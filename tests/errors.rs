@@ -518,8 +518,22 @@ fn large_dotenv_decrypt_errors_match_sops() {
     let user_end = user_at + data[user_at..].find('\n').expect("line end") + 1;
     let removed = format!("{}{}{meta}", &data[..user_at], &data[user_end..]);
     let (first_meta, other_meta) = meta.split_at(meta.find('\n').expect("lines") + 1);
+    // The MAC line in the middle of the data: the metadata read from the end
+    // lacks it (the first metadata line moved up lacks the age key).
+    let mac_at = meta.find("sops_mac=").expect("a MAC line");
+    let mac_end = mac_at + meta[mac_at..].find('\n').expect("line end") + 1;
+    let middle = data[..data.len() / 2].rfind('\n').expect("lines") + 1;
+    let mac_inside = format!(
+        "{}{}{}{}{}",
+        &data[..middle],
+        &meta[mac_at..mac_end],
+        &data[middle..],
+        &meta[..mac_at],
+        &meta[mac_end..]
+    );
     let cases = [
         ("late tampered value", tamper_last(&enc, "PASSWORD_5999")),
+        ("MAC line inside the data", mac_inside),
         ("tampered MAC", tamper_last(&enc, "sops_mac")),
         ("late entry removed", removed.clone()),
         ("late broken line", format!("{data}broken\n{meta}")),

@@ -1,6 +1,7 @@
 //! `decrypt` (and legacy `-d`): sops file in, plaintext out.
 
 use crate::cli::common::{self, codes, CliError, CliResult, Destination};
+use crate::cli::mapped::Input;
 use rsops::cipher::{DataKey, ValueCipher};
 use rsops::crypt::decrypt_document;
 use rsops::keys::{recover_data_key, Keyring};
@@ -166,8 +167,9 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
     let settings = common::store_settings(config.as_ref(), req.indent);
     let (in_format, out_format) = common::formats(&name, req.input_type.as_deref(), req.output_type.as_deref());
     // The encrypted file as it is on disk: nothing in it to wipe (the
-    // plaintext this command makes is, wherever it goes).
-    let input = common::read_input(req.file.as_deref())?.into_unwiped();
+    // plaintext this command makes is, wherever it goes). Large files are
+    // mapped rather than read.
+    let input = Input::open(req.file.as_deref())?;
     let keyring = common::keyring_from_env();
     let keys = KeySource {
         keyring: &keyring,
@@ -183,32 +185,44 @@ pub fn run(req: DecryptRequest) -> CliResult<()> {
     let mut known_key = None;
     let piecewise = extract.is_empty() && in_format == out_format && input.len() as u64 >= pipeline::MIN_BYTES;
     if let Some(file) = piecewise.then(|| open_piecewise(&input, in_format)).flatten() {
-        let key = match keys.recover(&file.metadata) {
-            Ok(key) => key,
+        match keys.recover(&file.metadata) {
+            Ok(key) => {
+                let mut cipher = ValueCipher::new(&key);
+                if let Some(done) = decrypt_piecewise(&file, in_format, &settings, &cipher) {
+                    // Nothing is reported from a file cut short while it was read.
+                    input.check_unchanged(req.file.as_deref())?;
+                    for w in &done.warnings {
+                        common::warn(w);
+                    }
+                    if !req.ignore_mac {
+                        verify_mac(&file.metadata, &mut cipher, &done.mac)?;
+                    }
+                    return common::write_streamed(
+                        dest,
+                        |out| done.output.write_to(out).map_err(rsops::stores::EmitError::Write),
+                        |e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Error dumping file: {e}")),
+                    );
+                }
+                // The whole-tree path takes over, with this key unless it
+                // came from metadata that may lack a line.
+                if !file.metadata_may_be_incomplete() {
+                    known_key = Some(key);
+                }
+            }
+            // The whole metadata may recover a key where its end did not.
+            Err(_) if file.metadata_may_be_incomplete() => {}
             Err(e) => {
                 // The whole-tree path loads the file first: its load error
                 // comes before the key error.
-                sopsfile::load_encrypted(in_format, &settings, &input).map_err(|e| load_error(e, in_format))?;
+                let owned = input.to_vec();
+                input.check_unchanged(req.file.as_deref())?;
+                sopsfile::load_encrypted(in_format, &settings, &owned).map_err(|e| load_error(e, in_format))?;
                 return Err(e);
             }
-        };
-        let mut cipher = ValueCipher::new(&key);
-        if let Some(done) = decrypt_piecewise(&file, in_format, &settings, &cipher) {
-            for w in &done.warnings {
-                common::warn(w);
-            }
-            if !req.ignore_mac {
-                verify_mac(&file.metadata, &mut cipher, &done.mac)?;
-            }
-            return common::write_streamed(
-                dest,
-                |out| done.output.write_to(out).map_err(rsops::stores::EmitError::Write),
-                |e| CliError::new(codes::ERROR_DUMPING_TREE, format!("Error dumping file: {e}")),
-            );
         }
-        known_key = Some(key);
     }
 
+    let input = input.into_owned(req.file.as_deref())?;
     let opened = open_with(&input, in_format, &settings, keys, known_key, req.ignore_mac, false)?;
     drop(input);
 

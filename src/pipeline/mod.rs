@@ -39,7 +39,6 @@ use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
 use crate::tree::{reserve_wiped, wipe_vec, Branch, Item, Key, WipedBytes};
 use dotenv_lines::LineCrypt;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::ops::Range;
@@ -715,6 +714,17 @@ pub struct EncryptedInput<'a> {
     pub metadata: Metadata,
 }
 
+impl EncryptedInput<'_> {
+    /// Whether the metadata read from the end may lack part of what the
+    /// whole-tree path would read: a dotenv file with a `sops_` line in
+    /// its data. (Pieces refuse such a line, so this is only asked when
+    /// the file did not go piecewise or its key was not recovered.)
+    pub fn metadata_may_be_incomplete(&self) -> bool {
+        let data = &self.input[..self.data_end];
+        self.kind == Kind::Dotenv && (data.starts_with(b"sops_") || memchr::memmem::find(data, b"\nsops_").is_some())
+    }
+}
+
 /// Cuts the data of an [`EncryptedInput`] into pieces as they are asked
 /// for, so that workers start at once.
 struct DataCuts<'f, 'a> {
@@ -807,7 +817,10 @@ fn open_yaml(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
         }
         end = at - 1;
     };
-    let metadata = metadata_of(yaml::load_piece(&input[meta_at..]))?;
+    // A copy: the input may be a mapping of a file that changes (see
+    // `decrypt`).
+    let tail = input[meta_at..].to_vec();
+    let metadata = metadata_of(yaml::load_piece(&tail))?;
     Some(EncryptedInput {
         input,
         kind: Kind::Yaml,
@@ -845,9 +858,10 @@ fn open_json(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
 
 fn open_dotenv(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
     // The metadata: the run of `sops_` lines at the end. The whole-tree
-    // path merges `sops_` lines from anywhere into the metadata, so a file
-    // with one elsewhere is left to it (before the key is recovered from
-    // metadata that would lack that line).
+    // path merges `sops_` lines from anywhere into the metadata; a file
+    // with one elsewhere is left to it when a piece meets that line, and
+    // `metadata_may_be_incomplete` tells the caller not to trust the key
+    // it recovered (a scan of the whole data, so only asked on that path).
     let mut meta_at = input.len();
     let mut line_end = input.len().checked_sub(1).filter(|&i| input[i] == b'\n')?;
     loop {
@@ -861,11 +875,10 @@ fn open_dotenv(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
         }
         line_end = line_start - 1;
     }
-    let data = &input[..meta_at];
-    if data.starts_with(b"sops_") || memchr::memmem::find(data, b"\nsops_").is_some() {
-        return None;
-    }
-    let branch = dotenv::load_piece(&input[meta_at..])?;
+    // A copy: the input may be a mapping of a file that changes (see
+    // `decrypt`).
+    let tail = input[meta_at..].to_vec();
+    let branch = dotenv::load_piece(&tail)?;
     let pairs = branch
         .0
         .into_iter()
@@ -925,6 +938,30 @@ fn decrypt_dotenv(piece: &[u8], lines: &LineCrypt<'_>) -> Option<Plain> {
     Some(done)
 }
 
+thread_local! {
+    /// A worker's copy of the piece it decrypts.
+    static PIECE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decrypt and print one piece, copied out of the input (JSON: with its
+/// braces).
+fn decrypt_own_piece(piece: &[u8], kind: Kind, lines: &LineCrypt<'_>, print: &WorkerPrint) -> Option<Plain> {
+    if kind == Kind::Dotenv {
+        return decrypt_dotenv(piece, lines);
+    }
+    let items = load_piece(kind, piece)?;
+    let mut done = Plain(Done {
+        items,
+        mac_input: WipedBytes::with_capacity(piece.len() / 2),
+        warnings: Vec::new(),
+        printed: None,
+    });
+    let Done { items, mac_input, .. } = &mut done.0;
+    done.0.warnings = decrypt_piece(items, lines.cipher, lines.selector, lines.mac_only_encrypted, mac_input).ok()?;
+    print_piece(&mut done.0, print, piece.len() / 2, true)?;
+    Some(done)
+}
+
 /// Decrypt the data pieces of `file` with `cipher` and print them in the
 /// file's format (`format` gives the output settings), or `None`.
 pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &ValueCipher) -> Option<DecryptedPieces> {
@@ -955,33 +992,22 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         selector: &selector,
         mac_only_encrypted: mac_only,
     };
+    // Each piece is copied out of the input before anything reads it: the
+    // input may be a mapping of a file that another process changes, and a
+    // copy cannot change between a check and the use it allows. The copy
+    // is ciphertext; each worker reuses its buffer.
     let work = |(index, range): (usize, Range<usize>)| {
-        let bytes = &file.input[range];
-        if file.kind == Kind::Dotenv {
-            return decrypt_dotenv(bytes, &lines);
-        }
-        let piece: Cow<[u8]> = if json {
-            let mut wrapped = Vec::with_capacity(bytes.len() + 2);
-            if index > 0 {
-                wrapped.push(b'{');
+        PIECE.with_borrow_mut(|piece| {
+            piece.clear();
+            if json && index > 0 {
+                piece.push(b'{');
             }
-            wrapped.extend_from_slice(bytes);
-            wrapped.push(b'}');
-            Cow::Owned(wrapped)
-        } else {
-            Cow::Borrowed(bytes)
-        };
-        let items = load_piece(file.kind, &piece)?;
-        let mut done = Plain(Done {
-            items,
-            mac_input: WipedBytes::with_capacity(piece.len() / 2),
-            warnings: Vec::new(),
-            printed: None,
-        });
-        let Done { items, mac_input, .. } = &mut done.0;
-        done.0.warnings = decrypt_piece(items, cipher, &selector, mac_only, mac_input).ok()?;
-        print_piece(&mut done.0, &print, piece.len() / 2, true)?;
-        Some(done)
+            piece.extend_from_slice(&file.input[range]);
+            if json {
+                piece.push(b'}');
+            }
+            decrypt_own_piece(piece, file.kind, &lines, &print)
+        })
     };
     // Each piece's plaintext tree is wiped when `Plain` drops, printed or not.
     let pieces = std::thread::scope(|s| {
@@ -1666,10 +1692,19 @@ mod tests {
                 .and_then(|file| decrypt(&file, PieceFormat::Dotenv, &cipher))
         };
         assert!(taken(&enc).is_some_and(|d| d.pieces > 1));
-        // A `sops_` line before the data: not even opened, as the key would
-        // be recovered from metadata without it.
+        assert!(!open_encrypted_in(enc.as_bytes(), Kind::Dotenv, 64)
+            .expect("opens")
+            .metadata_may_be_incomplete());
+        // A `sops_` line before the data or inside it: the metadata from
+        // the end lacks it, and a piece refuses it.
         let moved = format!("{first_meta}{data}{other_meta}");
-        assert!(open_encrypted_in(moved.as_bytes(), Kind::Dotenv, 64).is_none());
+        let middle = data[..data.len() / 2].rfind('\n').expect("lines") + 1;
+        let inside = format!("{}{first_meta}{}{other_meta}", &data[..middle], &data[middle..]);
+        for case in [&moved, &inside] {
+            let file = open_encrypted_in(case.as_bytes(), Kind::Dotenv, 64).expect("opens");
+            assert!(file.metadata_may_be_incomplete(), "{case:?}");
+            assert!(decrypt(&file, PieceFormat::Dotenv, &cipher).is_none(), "{case:?}");
+        }
         for case in [
             format!("{first_meta}{data}{other_meta}"),
             format!("{sops}{data}"),
