@@ -312,4 +312,39 @@ mod tests {
         assert!(!again.changed());
         assert!(again[..] == data[..10_000]);
     }
+
+    /// `Input` maps a large file and reads a small one; a truncation seen
+    /// through the mapping is exit 2 with a message, never the old bytes.
+    #[test]
+    fn input_maps_large_files_and_reports_a_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"a: 1\n").unwrap();
+        assert!(matches!(Input::open(Some(&small)).unwrap(), Input::Read(ref b) if b == b"a: 1\n"));
+
+        let large = dir.path().join("large");
+        let data = vec![b'x'; MIN_BYTES as usize + 5000];
+        std::fs::write(&large, &data).unwrap();
+        let input = Input::open(Some(&large)).unwrap();
+        assert!(matches!(input, Input::Mapped(_)));
+        assert!(input[..] == data[..]);
+        assert!(input.check_unchanged(Some(&large)).is_ok());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&large)
+            .unwrap()
+            .set_len(100)
+            .unwrap();
+        let err = input.into_owned(Some(&large)).unwrap_err();
+        assert_eq!(err.code, codes::COULD_NOT_READ_INPUT_FILE);
+        assert!(
+            err.message.contains("truncated while it was being read"),
+            "{}",
+            err.message
+        );
+
+        let missing = dir.path().join("missing");
+        let err = Input::open(Some(&missing)).err().expect("no such file");
+        assert_eq!(err.code, codes::COULD_NOT_READ_INPUT_FILE);
+    }
 }

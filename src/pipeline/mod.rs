@@ -476,10 +476,92 @@ fn encrypt_tree(piece: &[u8], kind: Kind, job: &Job<'_>) -> Option<Done> {
     Some(done)
 }
 
+/// The MAC's SHA-512 over the pieces' MAC input, in order: on this thread,
+/// or on one of its own where this thread also prints (YAML), so that the
+/// hashing runs beside the printing instead of after it.
+enum Hasher {
+    Here(MacHash),
+    Beside(HashThread),
+}
+
+struct HashThread {
+    pieces: Option<mpsc::Sender<WipedBytes>>,
+    thread: Option<std::thread::JoinHandle<MacHash>>,
+}
+
+impl HashThread {
+    /// Close the channel and wait for the hash of what was sent.
+    fn finish(&mut self) -> Option<MacHash> {
+        self.pieces.take();
+        self.thread.take()?.join().ok()
+    }
+}
+
+impl Drop for HashThread {
+    /// Given up on: the thread wipes what it was sent as it drains it.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+impl Hasher {
+    fn new(mac_only_encrypted: bool, own_thread: bool) -> Hasher {
+        let start = || {
+            let mut hash = MacHash::new();
+            if mac_only_encrypted {
+                hash.update(&MAC_ONLY_ENCRYPTED_INIT);
+            }
+            hash
+        };
+        if !own_thread {
+            return Hasher::Here(start());
+        }
+        let (pieces, received) = mpsc::channel::<WipedBytes>();
+        let mut hash = start();
+        let hash_all = move || {
+            // Each piece's MAC input is wiped as it drops.
+            for piece in received {
+                hash.update(&piece);
+            }
+            hash
+        };
+        // The thread owns the state, so it needs no scope.
+        match std::thread::Builder::new().spawn(hash_all) {
+            Ok(thread) => Hasher::Beside(HashThread {
+                pieces: Some(pieces),
+                thread: Some(thread),
+            }),
+            Err(_) => Hasher::Here(start()),
+        }
+    }
+
+    fn update(&mut self, mac_input: &mut WipedBytes) {
+        match self {
+            Hasher::Here(hash) => hash.update(mac_input),
+            Hasher::Beside(HashThread {
+                pieces: Some(pieces), ..
+            }) => {
+                // Fails only if the thread is gone, which `finish` reports.
+                let _ = pieces.send(std::mem::take(mac_input));
+            }
+            Hasher::Beside(_) => {}
+        }
+    }
+
+    /// The hash of everything passed to `update`, or `None` if the hashing
+    /// thread did not finish.
+    fn finish(self) -> Option<MacHash> {
+        match self {
+            Hasher::Here(hash) => Some(hash),
+            Hasher::Beside(mut thread) => thread.finish(),
+        }
+    }
+}
+
 /// The calling thread's side: pieces in document order.
 struct Assembler {
     printer: Printer,
-    hash: MacHash,
+    hash: Hasher,
     /// YAML only: a repeated top-level key is an error there (JSON keeps it).
     top_keys: Option<HashSet<String>>,
     warnings: Vec<String>,
@@ -488,16 +570,13 @@ struct Assembler {
 impl Assembler {
     /// Printing in `format` into a buffer of about `output_hint` bytes.
     fn new(format: PieceFormat<'_>, output_hint: usize, mac_only_encrypted: bool) -> Assembler {
-        let top_keys = matches!(format, PieceFormat::Yaml { .. }).then(HashSet::new);
+        let yaml = matches!(format, PieceFormat::Yaml { .. });
+        let top_keys = yaml.then(HashSet::new);
         let mut printer = Printer::new(format);
         printer.reserve(output_hint);
-        let mut hash = MacHash::new();
-        if mac_only_encrypted {
-            hash.update(&MAC_ONLY_ENCRYPTED_INIT);
-        }
         Assembler {
             printer,
-            hash,
+            hash: Hasher::new(mac_only_encrypted, yaml),
             top_keys,
             warnings: Vec::new(),
         }
@@ -518,7 +597,7 @@ impl Assembler {
                 Key::Comment(_) => {}
             }
         }
-        self.hash.update(&done.mac_input[..]);
+        self.hash.update(&mut done.mac_input);
         self.warnings.append(&mut done.warnings);
         match (&mut done.printed, &mut self.printer) {
             (Some(printed), Printer::Json(p)) => {
@@ -692,7 +771,7 @@ fn encrypt_in<R: Read>(
     }
     Some(EncryptedPieces {
         printer: asm.printer,
-        mac: mac_hex(asm.hash),
+        mac: mac_hex(asm.hash.finish()?),
         warnings: asm.warnings,
         pieces,
     })
@@ -1032,7 +1111,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     };
     Some(DecryptedPieces {
         output,
-        mac: mac_hex(asm.hash),
+        mac: mac_hex(asm.hash.finish()?),
         warnings: asm.warnings,
         pieces,
     })
