@@ -7,9 +7,10 @@
 //! change while it is mapped, and both are handled here or by the reader:
 //!
 //! - If the file is truncated, touching a page past its new end raises
-//!   SIGBUS. A handler installed here replaces the pages from there to the
-//!   end of the mapping with zeros and records it ([`MappedFile::changed`]);
-//!   the command then reports an error instead of dying on a signal.
+//!   SIGBUS (so does an I/O error under a mapped page). A handler installed
+//!   here replaces the pages from there to the end of the mapping with
+//!   zeros and records it ([`MappedFile::changed`]); the command then
+//!   reports an error instead of dying on a signal.
 //! - Bytes may change under a reader. [`rsops::pipeline`] copies every
 //!   piece (and the metadata) out of the mapping before it parses it, so
 //!   no check it makes is undone by a later change; a change shows up as a
@@ -259,7 +260,7 @@ fn truncated(path: Option<&Path>) -> CliError {
     let name = path.map_or_else(String::new, |p| p.display().to_string());
     CliError::new(
         codes::COULD_NOT_READ_INPUT_FILE,
-        format!("Error reading file {name}: the file was truncated while it was being read"),
+        format!("Error reading file {name}: the file was truncated (or could not be read) while it was being read"),
     )
     .hint("another process is writing this file; run the command again once it is done")
 }
@@ -279,11 +280,15 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// One mapping at a time per process: the tests take turns.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// A file cut short while mapped: no signal kills the test, the lost
     /// end reads as zeros, and `changed` says so. A second mapping while
     /// one is live is refused; after a drop, mapping works again.
     #[test]
     fn truncation_while_mapped_reads_zeros_and_is_reported() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("input");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8 + 1).collect();
@@ -317,6 +322,7 @@ mod tests {
     /// through the mapping is exit 2 with a message, never the old bytes.
     #[test]
     fn input_maps_large_files_and_reports_a_truncation() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let small = dir.path().join("small");
         std::fs::write(&small, b"a: 1\n").unwrap();
@@ -338,7 +344,8 @@ mod tests {
         let err = input.into_owned(Some(&large)).unwrap_err();
         assert_eq!(err.code, codes::COULD_NOT_READ_INPUT_FILE);
         assert!(
-            err.message.contains("truncated while it was being read"),
+            err.message
+                .contains("truncated (or could not be read) while it was being read"),
             "{}",
             err.message
         );

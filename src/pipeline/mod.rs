@@ -478,14 +478,18 @@ fn encrypt_tree(piece: &[u8], kind: Kind, job: &Job<'_>) -> Option<Done> {
 
 /// The MAC's SHA-512 over the pieces' MAC input, in order: on this thread,
 /// or on one of its own where this thread also prints (YAML), so that the
-/// hashing runs beside the printing instead of after it.
+/// hashing, and freeing each printed tree, run beside the printing instead
+/// of after it.
 enum Hasher {
-    Here(MacHash),
+    Here { hash: MacHash, wipe_trees: bool },
     Beside(HashThread),
 }
 
+/// A piece's MAC input and its printed tree, done with.
+type Spent = (WipedBytes, Branch);
+
 struct HashThread {
-    pieces: Option<mpsc::Sender<WipedBytes>>,
+    pieces: Option<mpsc::Sender<Spent>>,
     thread: Option<std::thread::JoinHandle<MacHash>>,
 }
 
@@ -505,7 +509,8 @@ impl Drop for HashThread {
 }
 
 impl Hasher {
-    fn new(mac_only_encrypted: bool, own_thread: bool) -> Hasher {
+    /// `wipe_trees`: the trees are plaintext (decrypt).
+    fn new(mac_only_encrypted: bool, own_thread: bool, wipe_trees: bool) -> Hasher {
         let start = || {
             let mut hash = MacHash::new();
             if mac_only_encrypted {
@@ -513,15 +518,22 @@ impl Hasher {
             }
             hash
         };
+        let here = || Hasher::Here {
+            hash: start(),
+            wipe_trees,
+        };
         if !own_thread {
-            return Hasher::Here(start());
+            return here();
         }
-        let (pieces, received) = mpsc::channel::<WipedBytes>();
+        let (pieces, received) = mpsc::channel::<Spent>();
         let mut hash = start();
         let hash_all = move || {
             // Each piece's MAC input is wiped as it drops.
-            for piece in received {
-                hash.update(&piece);
+            for (mac_input, mut tree) in received {
+                hash.update(&mac_input);
+                if wipe_trees {
+                    tree.zeroize();
+                }
             }
             hash
         };
@@ -531,20 +543,30 @@ impl Hasher {
                 pieces: Some(pieces),
                 thread: Some(thread),
             }),
-            Err(_) => Hasher::Here(start()),
+            Err(_) => here(),
         }
     }
 
-    fn update(&mut self, mac_input: &mut WipedBytes) {
+    /// Hash a piece's MAC input and free its tree (wiped first, if
+    /// plaintext).
+    fn update(&mut self, mac_input: &mut WipedBytes, mut tree: Branch) {
         match self {
-            Hasher::Here(hash) => hash.update(mac_input),
+            Hasher::Here { hash, wipe_trees } => {
+                hash.update(mac_input);
+                if *wipe_trees {
+                    tree.zeroize();
+                }
+            }
             Hasher::Beside(HashThread {
                 pieces: Some(pieces), ..
             }) => {
-                // Fails only if the thread is gone, which `finish` reports.
-                let _ = pieces.send(std::mem::take(mac_input));
+                // If the thread is gone (which `finish` reports), the pair
+                // comes back in the error and is wiped here.
+                if let Err(mpsc::SendError((_, mut tree))) = pieces.send((std::mem::take(mac_input), tree)) {
+                    tree.zeroize();
+                }
             }
-            Hasher::Beside(_) => {}
+            Hasher::Beside(_) => tree.zeroize(),
         }
     }
 
@@ -552,7 +574,7 @@ impl Hasher {
     /// thread did not finish.
     fn finish(self) -> Option<MacHash> {
         match self {
-            Hasher::Here(hash) => Some(hash),
+            Hasher::Here { hash, .. } => Some(hash),
             Hasher::Beside(mut thread) => thread.finish(),
         }
     }
@@ -568,15 +590,16 @@ struct Assembler {
 }
 
 impl Assembler {
-    /// Printing in `format` into a buffer of about `output_hint` bytes.
-    fn new(format: PieceFormat<'_>, output_hint: usize, mac_only_encrypted: bool) -> Assembler {
+    /// Printing in `format` into a buffer of about `output_hint` bytes;
+    /// `plaintext_trees` on decrypt (the trees are wiped once printed).
+    fn new(format: PieceFormat<'_>, output_hint: usize, mac_only_encrypted: bool, plaintext_trees: bool) -> Assembler {
         let yaml = matches!(format, PieceFormat::Yaml { .. });
         let top_keys = yaml.then(HashSet::new);
         let mut printer = Printer::new(format);
         printer.reserve(output_hint);
         Assembler {
             printer,
-            hash: Hasher::new(mac_only_encrypted, yaml),
+            hash: Hasher::new(mac_only_encrypted, yaml, plaintext_trees),
             top_keys,
             warnings: Vec::new(),
         }
@@ -597,9 +620,8 @@ impl Assembler {
                 Key::Comment(_) => {}
             }
         }
-        self.hash.update(&mut done.mac_input);
         self.warnings.append(&mut done.warnings);
-        match (&mut done.printed, &mut self.printer) {
+        let printed = match (&mut done.printed, &mut self.printer) {
             (Some(printed), Printer::Json(p)) => {
                 p.push_printed(printed);
                 true
@@ -611,7 +633,11 @@ impl Assembler {
                 true
             }
             _ => self.printer.push(&done.items.0),
-        }
+        };
+        // The printed tree goes with the MAC input, to be freed (and wiped,
+        // if plaintext) off this thread.
+        self.hash.update(&mut done.mac_input, std::mem::take(&mut done.items));
+        printed
     }
 }
 
@@ -746,7 +772,7 @@ fn encrypt_in<R: Read>(
         Kind::Yaml => Cutter::Yaml,
         Kind::Dotenv => Cutter::Lines,
     };
-    let mut asm = Assembler::new(format, output_hint, mac_only_encrypted);
+    let mut asm = Assembler::new(format, output_hint, mac_only_encrypted, false);
     let print = WorkerPrint::of(&asm.printer);
     let job = Job {
         kind,
@@ -1050,7 +1076,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     }
     let mac_only = file.metadata.mac_only_encrypted;
     // Plaintext is under half the encrypted size.
-    let mut asm = Assembler::new(format, file.input.len() / 2, mac_only);
+    let mut asm = Assembler::new(format, file.input.len() / 2, mac_only, true);
     let print = WorkerPrint::of(&asm.printer);
     let json = file.kind == Kind::Json;
     let mut cuts = DataCuts {
