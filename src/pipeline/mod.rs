@@ -489,7 +489,7 @@ enum Hasher {
 type Spent = (WipedBytes, Branch);
 
 struct HashThread {
-    pieces: Option<mpsc::Sender<Spent>>,
+    pieces: Option<mpsc::SyncSender<Spent>>,
     thread: Option<std::thread::JoinHandle<MacHash>>,
 }
 
@@ -525,7 +525,10 @@ impl Hasher {
         if !own_thread {
             return here();
         }
-        let (pieces, received) = mpsc::channel::<Spent>();
+        // Handed over one at a time: a tree not yet freed counts against
+        // the memory a large file may take (a queue of them took encrypt
+        // past 4x the file size).
+        let (pieces, received) = mpsc::sync_channel::<Spent>(0);
         let mut hash = start();
         let hash_all = move || {
             // Each piece's MAC input is wiped as it drops.
