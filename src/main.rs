@@ -3,5 +3,6 @@
 mod cli;
 
 fn main() {
+    cli::heap::grow_in_large_steps();
     std::process::exit(cli::main());
 }

@@ -4,9 +4,10 @@
 Usage: scripts/bench/bench.py [--quick] [--runs N]
 
 For each case both tools run alternately (rsops, sops, rsops, sops, ...) so
-machine noise hits both alike. Reported per tool: median wall time, median
-CPU time (user+sys of that child, from wait4) and median peak RSS; then the
-ratio sops / rsops. A scaling check fits log(time) against log(size) for
+machine noise hits both alike. Reported per tool: median wall time and
+median CPU time (user+sys of that child, from wait4) of runs started
+directly from this script, and the peak RSS of one more run under GNU
+time; then the ratio sops / rsops. A scaling check fits log(time) against log(size) for
 10k..100k values and reports the exponent (1.0 = linear).
 
 --quick skips the cases where sops needs many seconds (large files, sops
@@ -38,23 +39,34 @@ TIME = "/usr/bin/time"
 
 
 def run(argv, env, stdin=None, stdout=subprocess.DEVNULL):
-    """Run one process; return (wall seconds, cpu seconds, peak RSS KiB).
+    """Run one process directly; return (wall seconds, cpu seconds).
 
-    The peak RSS comes from GNU time (`%M`) and not from this Python
-    process's wait4: a child forked from Python starts with Python's RSS,
-    which would hide anything smaller."""
+    The tool is started from here and nothing else: wrapping it in GNU time
+    would add that program's own start (about 1.5-2 ms here) to every wall
+    time, which hides most of a fast tool's run."""
     start = time.perf_counter()
-    p = subprocess.Popen([TIME, "-f", "RSOPS_BENCH %M"] + argv, env=env, stdin=stdin, stdout=stdout,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - start
     err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
-    p.returncode = os.waitstatus_to_exitcode(status)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit("error: %s failed (exit %d): %s" % (" ".join(argv), code, err[:500]))
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def peak_rss(argv, env):
+    """Peak RSS in KiB of one more run, from GNU time (`%M`), not from this
+    Python process's wait4: a child started from Python counts Python's
+    RSS (the exec inherits the parent's high-water mark), which would hide
+    anything smaller."""
+    p = subprocess.run([TIME, "-f", "RSOPS_BENCH %M"] + argv, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    err = p.stderr.decode(errors="replace")
     if p.returncode != 0:
         sys.exit("error: %s failed (exit %d): %s" % (" ".join(argv), p.returncode, err[:500]))
-    rss = int([l for l in err.splitlines() if l.startswith("RSOPS_BENCH ")][-1].split()[1])
-    return wall, ru.ru_utime + ru.ru_stime, rss
+    return int([l for l in err.splitlines() if l.startswith("RSOPS_BENCH ")][-1].split()[1])
 
 
 def median(xs):
@@ -68,7 +80,8 @@ def side_by_side(label, argv_for, env, runs, tools):
             results[t].append(run(argv_for(t), env))
     row = {"case": label}
     for t in tools:
-        row[t] = tuple(median([r[i] for r in results[t]]) for i in range(3))
+        wall, cpu = (median([r[i] for r in results[t]]) for i in range(2))
+        row[t] = (wall, cpu, peak_rss(argv_for(t), env))
     return row
 
 
@@ -163,7 +176,7 @@ def main():
             slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
             scaling[(fmt, t)] = (slope, times)
 
-    print("## Side by side (median of %d runs; wall / CPU / peak RSS)\n" % runs)
+    print("## Side by side (wall / CPU: median of %d runs; peak RSS: one more run)\n" % runs)
     print("| case | rsops | sops 3.11 | sops / rsops (wall) |")
     print("|---|---|---|---|")
     for r in rows:

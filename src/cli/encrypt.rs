@@ -1,6 +1,7 @@
 //! `encrypt` (and legacy `-e`): plaintext file in, sops file out.
 
 use crate::cli::common::{self, codes, CliError, CliResult, Destination};
+use crate::cli::heap;
 use rsops::cipher::{DataKey, ValueCipher};
 use rsops::config::Config;
 use rsops::crypt::encrypt_document;
@@ -70,6 +71,9 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
     }
     if let Some(f) = &req.file {
         common::require_existing(f)?;
+        if std::fs::metadata(f).map_or(true, |m| m.len() >= heap::LARGE_INPUT) {
+            heap::default_steps_for_large_input();
+        }
     }
     let cwd = common::cwd()?;
     let config = common::load_config(req.config_path.as_deref(), &cwd)?;

@@ -9,6 +9,7 @@ mod encrypt;
 mod exec;
 mod filestatus;
 mod groups;
+pub mod heap;
 mod mapped;
 mod rewrite;
 mod rotate;
