@@ -4,7 +4,8 @@
 Usage: scripts/bench/bench.py [--quick] [--runs N]
 
 For each case both tools run alternately (rsops, sops, rsops, sops, ...) so
-machine noise hits both alike. Reported per tool: median wall time and
+machine noise hits both alike, each timed run right after an untimed one of
+the same tool (see side_by_side). Reported per tool: median wall time and
 median CPU time (user+sys of that child, from wait4) of runs started
 directly from this script, and the peak RSS of one more run under GNU
 time; then the ratio sops / rsops. A scaling check fits log(time) against log(size) for
@@ -74,9 +75,17 @@ def median(xs):
 
 
 def side_by_side(label, argv_for, env, runs, tools):
+    """Alternate the tools; each timed run follows an untimed run of the
+    same tool on the same file. Without it each tool started right after
+    the other had freed its memory, and on this VM freed memory goes back to
+    the host (virtio-balloon free page reporting), so the next process to
+    touch memory waits for the host to supply it again: rsops's large YAML
+    encrypt took a median 171 ms right after a sops run and 142 ms right
+    after an rsops run (8 pairs), a penalty sops, 500 MiB later, never pays."""
     results = {t: [] for t in tools}
     for _ in range(runs):
         for t in tools:
+            run(argv_for(t), env)
             results[t].append(run(argv_for(t), env))
     row = {"case": label}
     for t in tools:
