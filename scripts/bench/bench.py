@@ -8,8 +8,8 @@ machine noise hits both alike, each timed run right after an untimed one of
 the same tool (see side_by_side). Reported per tool: median wall time and
 median CPU time (user+sys of that child, from wait4) of runs started
 directly from this script, and the peak RSS of one more run under GNU
-time; then the ratio sops / rsops. A scaling check fits log(time) against log(size) for
-10k..100k values and reports the exponent (1.0 = linear).
+time; then the ratio sops / rsops. A scaling check fits log(time) against
+log(size) for 10k..100k values and reports the exponent (1.0 = linear).
 
 --quick skips the cases where sops needs many seconds (large files, sops
 scaling) so the whole run takes under two minutes.
