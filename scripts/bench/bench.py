@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Time rsops and the real sops 3.11 side by side on the same files.
 
-Usage: scripts/bench/bench.py [--quick] [--runs N]
+Usage: scripts/bench/bench.py [--quick] [--runs N] [--dynamic]
+
+rsops is built as README's Install builds it: on an x86_64 Linux host with
+scripts/build-static (one statically linked binary), elsewhere, or with
+--dynamic, with `cargo build --release`.
 
 For each case both tools run alternately (rsops, sops, rsops, sops, ...) so
 machine noise hits both alike, each timed run right after an untimed one of
@@ -24,7 +28,20 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORPUS = os.path.join(ROOT, "target", "bench-corpus")
-RSOPS = os.path.join(ROOT, "target", "release", "rsops")
+RSOPS_DYNAMIC = os.path.join(ROOT, "target", "release", "rsops")
+
+
+def build_rsops(dynamic):
+    """Build rsops; return the path of the binary and how it was built."""
+    if not dynamic:
+        p = subprocess.run([os.path.join(ROOT, "scripts", "build-static"), "--quiet"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.returncode == 0:
+            return os.path.join(ROOT, p.stdout.strip().splitlines()[-1]), "scripts/build-static"
+        print("note: no static build (%s); measuring cargo build --release" % p.stderr.strip().splitlines()[0],
+              file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    return RSOPS_DYNAMIC, "cargo build --release"
 
 
 def sops_path():
@@ -112,10 +129,12 @@ def main():
                     help="comma-separated subset of: cases, many, scaling")
     ap.add_argument("--cases", default=None,
                     help="comma-separated subset of the case files (e.g. large.yaml,large.json)")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="measure the binary of cargo build --release, not the static one")
     args = ap.parse_args()
     runs = args.runs or (3 if args.quick else 5)
 
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    rsops, built_by = build_rsops(args.dynamic)
     subprocess.run([os.path.join(ROOT, "scripts", "install-test-deps")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "gen_corpus.py"), CORPUS], check=True,
                    stdout=subprocess.DEVNULL)
@@ -127,7 +146,7 @@ def main():
         subprocess.run(["age-keygen", "-o", key], check=True, stderr=subprocess.DEVNULL)
     recipient = subprocess.run(["age-keygen", "-y", key], check=True, capture_output=True, text=True).stdout.strip()
     env = {"PATH": os.environ.get("PATH", ""), "HOME": CORPUS, "SOPS_AGE_KEY_FILE": key}
-    exe = {"rsops": RSOPS, "sops": sops}
+    exe = {"rsops": rsops, "sops": sops}
     tools = ["rsops", "sops"]
 
     # Encrypted inputs for the decrypt cases, written by sops.
@@ -185,6 +204,7 @@ def main():
             slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
             scaling[(fmt, t)] = (slope, times)
 
+    print("rsops built by: %s\n" % built_by)
     print("## Side by side (wall / CPU: median of %d runs; peak RSS: one more run)\n" % runs)
     print("| case | rsops | sops 3.11 | sops / rsops (wall) |")
     print("|---|---|---|---|")

@@ -38,8 +38,22 @@ pub fn sops_ref() -> PathBuf {
     .clone()
 }
 
+/// The binary under test: this build's, or the one `RSOPS_TEST_BINARY`
+/// names (CI runs the suite a second time on `scripts/build-static`'s).
 pub fn rsops() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rsops"))
+    match std::env::var_os("RSOPS_TEST_BINARY") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "RSOPS_TEST_BINARY={} is not a file; build it first (scripts/build-static)",
+                path.display()
+            );
+            // Tests run it from other directories.
+            path.canonicalize().expect("RSOPS_TEST_BINARY resolves")
+        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_rsops")),
+    }
 }
 
 pub fn require_tool(name: &str) -> PathBuf {
