@@ -38,8 +38,8 @@ def build_rsops(dynamic):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if p.returncode == 0:
             return os.path.join(ROOT, p.stdout.strip().splitlines()[-1]), "scripts/build-static"
-        print("note: no static build (%s); measuring cargo build --release" % p.stderr.strip().splitlines()[0],
-              file=sys.stderr)
+        why = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[0]
+        print("note: no static build (%s); measuring cargo build --release" % why, file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     return RSOPS_DYNAMIC, "cargo build --release"
 
