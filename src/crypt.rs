@@ -5,6 +5,7 @@
 
 use crate::cipher::{plaintext_bytes, CipherError, ValueCipher};
 use crate::policy::Selector;
+use crate::sha512::Sha512;
 use crate::tree::{wipe_string, wipe_vec};
 use crate::tree::{Branch, Document, Key, Value};
 use std::fmt;
@@ -393,15 +394,14 @@ impl<'t> Walker<'_, '_, 't> {
     }
 }
 
-/// The running SHA-512 of a file's MAC input. ring's SHA-512 (OpenSSL's
-/// assembly, AVX2 where the CPU has it) hashes about 1.4× faster than the
-/// sha2 crate's on the machines we measured, and the MAC reads every
-/// plaintext byte of the file.
-pub struct MacHash(ring::digest::Context);
+/// The running SHA-512 of a file's MAC input (see [`crate::sha512`]: the
+/// MAC reads every plaintext byte of the file).
+#[derive(Default)]
+pub struct MacHash(Sha512);
 
 impl MacHash {
     pub fn new() -> MacHash {
-        MacHash(ring::digest::Context::new(&ring::digest::SHA512))
+        MacHash(Sha512::new())
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
@@ -409,16 +409,10 @@ impl MacHash {
     }
 }
 
-impl Default for MacHash {
-    fn default() -> MacHash {
-        MacHash::new()
-    }
-}
-
 /// The MAC as sops writes it: the SHA-512 digest in uppercase hex.
 pub fn mac_hex(hash: MacHash) -> String {
     let mut mac = String::with_capacity(128);
-    for &b in hash.0.finish().as_ref() {
+    for b in hash.0.finish() {
         mac.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
         mac.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
     }

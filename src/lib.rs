@@ -15,6 +15,7 @@ pub mod keys;
 pub mod metadata;
 pub mod pipeline;
 pub mod policy;
+pub mod sha512;
 pub mod shamir;
 pub mod sopsfile;
 pub mod stores;

@@ -187,6 +187,16 @@ pub fn wipe_vec(v: &mut Vec<u8>) {
     v.clear();
 }
 
+/// Overwrite a buffer's bytes (not its spare capacity) with zeros and
+/// empty it: for a buffer only ever appended to, or cut back with its cut
+/// part wiped first, whose spare capacity never held plaintext. Wiping
+/// that too would touch pages never used, each a page fault.
+pub fn wipe_written(v: &mut Vec<u8>) {
+    v.fill(0);
+    std::hint::black_box(v.as_ptr());
+    v.clear();
+}
+
 /// Make room for `additional` more bytes in a buffer that may hold
 /// plaintext: a plain reallocation would free the old buffer unwiped.
 pub fn reserve_wiped(v: &mut Vec<u8>, additional: usize) {

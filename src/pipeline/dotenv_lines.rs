@@ -127,6 +127,8 @@ impl LineCrypt<'_> {
     /// Decrypt the lines of `piece` onto `out` (the plaintext file's lines,
     /// which the caller wipes) and `mac_input`; returns how many comments
     /// did not decrypt (the "possibly unencrypted comment" warning).
+    /// Plaintext never lands in `out`'s spare capacity (what is cut back
+    /// is wiped first), so wiping its bytes is enough.
     pub fn decrypt(&self, piece: &[u8], out: &mut Vec<u8>, mac_input: &mut Vec<u8>) -> Option<usize> {
         let decrypt_comments = self.selector.should_encrypt(false, &[], true);
         let mut warned = 0;

@@ -37,7 +37,7 @@ use crate::stores::dotenv;
 use crate::stores::flatten::{flatten, unflatten};
 use crate::stores::json::{self, JsonStore, MemberCuts, ObjectStream};
 use crate::stores::yaml::{self, DocumentStream};
-use crate::tree::{reserve_wiped, wipe_vec, Branch, Item, Key, WipedBytes};
+use crate::tree::{reserve_wiped, wipe_vec, wipe_written, Branch, Item, Key, WipedBytes};
 use dotenv_lines::LineCrypt;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -142,7 +142,19 @@ impl Printer {
 /// that hashes). Wiped when dropped if it is plaintext.
 pub struct Printed {
     parts: Vec<Vec<u8>>,
-    plaintext: bool,
+    wipe: Wipe,
+}
+
+/// How a [`Printed`] is wiped when dropped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wipe {
+    /// Not at all: ciphertext.
+    No,
+    /// Each part's whole allocation.
+    Whole,
+    /// Each part's bytes: parts whose spare capacity never held plaintext
+    /// (see [`wipe_written`]).
+    Written,
 }
 
 impl Printed {
@@ -160,8 +172,10 @@ impl Printed {
 
 impl Drop for Printed {
     fn drop(&mut self) {
-        if self.plaintext {
-            self.parts.iter_mut().for_each(wipe_vec);
+        match self.wipe {
+            Wipe::No => {}
+            Wipe::Whole => self.parts.iter_mut().for_each(wipe_vec),
+            Wipe::Written => self.parts.iter_mut().for_each(wipe_written),
         }
     }
 }
@@ -210,7 +224,7 @@ impl EncryptedPieces {
         };
         Printed {
             parts,
-            plaintext: false,
+            wipe: Wipe::No,
         }
     }
 }
@@ -1107,6 +1121,15 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     let work = |(index, range): (usize, Range<usize>)| {
         PIECE.with_borrow_mut(|piece| {
             piece.clear();
+            // Room for this piece and, in a file of several, with some to
+            // spare for the next ones (cut a little past `piece_bytes`):
+            // growing the buffer piece by piece paid for a copy and fresh
+            // pages each time.
+            let mut room = range.len() + 2;
+            if file.data_end > file.piece_bytes {
+                room = room.max(file.piece_bytes + file.piece_bytes / 4);
+            }
+            piece.reserve(room);
             if json && index > 0 {
                 piece.push(b'{');
             }
@@ -1136,7 +1159,12 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     })?;
     let output = Printed {
         parts: asm.printer.finish(),
-        plaintext: true,
+        // `LineCrypt::decrypt` wipes what it cuts back.
+        wipe: if file.kind == Kind::Dotenv {
+            Wipe::Written
+        } else {
+            Wipe::Whole
+        },
     };
     Some(DecryptedPieces {
         output,
