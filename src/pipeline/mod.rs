@@ -135,6 +135,15 @@ impl Printer {
             Printer::Dotenv(parts) => parts,
         }
     }
+
+    /// Overwrite what was printed so far (plaintext, given up on).
+    fn wipe(&mut self) {
+        match self {
+            Printer::Yaml(p) => wipe_vec(p.output()),
+            Printer::Json(p) => wipe_vec(p.output()),
+            Printer::Dotenv(parts) => parts.iter_mut().for_each(wipe_vec),
+        }
+    }
 }
 
 /// A printed file, as the parts it was printed in: written out part after
@@ -222,10 +231,7 @@ impl EncryptedPieces {
                 parts
             }
         };
-        Printed {
-            parts,
-            wipe: Wipe::No,
-        }
+        Printed { parts, wipe: Wipe::No }
     }
 }
 
@@ -599,11 +605,26 @@ impl Hasher {
 
 /// The calling thread's side: pieces in document order.
 struct Assembler {
-    printer: Printer,
+    output: Output,
     hash: Hasher,
     /// YAML only: a repeated top-level key is an error there (JSON keeps it).
     top_keys: Option<HashSet<String>>,
     warnings: Vec<String>,
+}
+
+/// The printer of an [`Assembler`]; what it holds is wiped if it is
+/// plaintext (decrypt) and given up on.
+struct Output {
+    printer: Printer,
+    plaintext: bool,
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if self.plaintext {
+            self.printer.wipe();
+        }
+    }
 }
 
 impl Assembler {
@@ -615,11 +636,19 @@ impl Assembler {
         let mut printer = Printer::new(format);
         printer.reserve(output_hint);
         Assembler {
-            printer,
+            output: Output {
+                printer,
+                plaintext: plaintext_trees,
+            },
             hash: Hasher::new(mac_only_encrypted, yaml, plaintext_trees),
             top_keys,
             warnings: Vec::new(),
         }
+    }
+
+    /// What was printed, taken out (the assembler no longer wipes it).
+    fn take_printer(&mut self) -> Printer {
+        std::mem::replace(&mut self.output.printer, Printer::Dotenv(Vec::new()))
     }
 
     /// Take the next piece; `false` means "not piecewise after all".
@@ -638,7 +667,7 @@ impl Assembler {
             }
         }
         self.warnings.append(&mut done.warnings);
-        let printed = match (&mut done.printed, &mut self.printer) {
+        let printed = match (&mut done.printed, &mut self.output.printer) {
             (Some(printed), Printer::Json(p)) => {
                 p.push_printed(printed);
                 true
@@ -649,7 +678,7 @@ impl Assembler {
                 parts.extend(printed.take());
                 true
             }
-            _ => self.printer.push(&done.items.0),
+            _ => self.output.printer.push(&done.items.0),
         };
         // The printed tree goes with the MAC input, to be freed (and wiped,
         // if plaintext) off this thread.
@@ -790,7 +819,7 @@ fn encrypt_in<R: Read>(
         Kind::Dotenv => Cutter::Lines,
     };
     let mut asm = Assembler::new(format, output_hint, mac_only_encrypted, false);
-    let print = WorkerPrint::of(&asm.printer);
+    let print = WorkerPrint::of(&asm.output.printer);
     let job = Job {
         kind,
         print: &print,
@@ -813,7 +842,7 @@ fn encrypt_in<R: Read>(
         return None;
     }
     Some(EncryptedPieces {
-        printer: asm.printer,
+        printer: asm.take_printer(),
         mac: mac_hex(asm.hash.finish()?),
         warnings: asm.warnings,
         pieces,
@@ -1094,7 +1123,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     let mac_only = file.metadata.mac_only_encrypted;
     // Plaintext is under half the encrypted size.
     let mut asm = Assembler::new(format, file.input.len() / 2, mac_only, true);
-    let print = WorkerPrint::of(&asm.printer);
+    let print = WorkerPrint::of(&asm.output.printer);
     let json = file.kind == Kind::Json;
     let mut cuts = DataCuts {
         file,
@@ -1158,7 +1187,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         pieces.filter(|_| valid)
     })?;
     let output = Printed {
-        parts: asm.printer.finish(),
+        parts: asm.take_printer().finish(),
         // `LineCrypt::decrypt` wipes what it cuts back.
         wipe: if file.kind == Kind::Dotenv {
             Wipe::Written
