@@ -538,3 +538,27 @@ fn large_files_match_sops_both_ways() {
     }
     assert_no_problems(problems, selectors.len() * 3);
 }
+
+/// `encrypt` maps a file of 256 KiB to 4 MiB and reads a larger one piece
+/// by piece (so that a large file's peak memory stays bounded): the read
+/// path must match sops both ways too.
+#[test]
+fn files_over_4_mib_match_sops_both_ways() {
+    let s = Scratch::new();
+    let mut env = String::new();
+    let mut i = 0;
+    while env.len() <= 4 * 1024 * 1024 + 64 * 1024 {
+        if i % 11 == 0 {
+            env.push_str(&format!("# comment {i}\n"));
+        }
+        match i % 4 {
+            0 => env.push_str(&format!("KEY_{i}=multi\\nline value {i} {}\n", "x".repeat(i % 90))),
+            1 => env.push_str(&format!("PORT_{i}_unencrypted={i}\n")),
+            _ => env.push_str(&format!("KEY_{i}=value number {i} {}\n", "y".repeat(i % 120))),
+        }
+        i += 1;
+    }
+    assert!(env.len() > 4 * 1024 * 1024, "the dotenv input must be read, not mapped");
+    let problems = compare(&s, "over4mib.env", env.as_bytes(), &[]);
+    assert_no_problems(problems, 1);
+}

@@ -2,6 +2,7 @@
 
 use crate::cli::common::{self, codes, CliError, CliResult, Destination};
 use crate::cli::heap;
+use crate::cli::mapped::MappedFile;
 use rsops::cipher::{DataKey, ValueCipher};
 use rsops::config::Config;
 use rsops::crypt::encrypt_document;
@@ -233,23 +234,32 @@ fn encrypt_piecewise(
 ) -> Option<pipeline::EncryptedPieces> {
     let reader = std::fs::File::open(file).ok()?;
     let len = reader.metadata().map_or(0, |m| m.len());
-    match format {
+    let json_store;
+    let format = match format {
         Format::Yaml => {
             let indent = YamlStore::new(settings.yaml_indent).ok()?.indent;
-            let format = pipeline::PieceFormat::Yaml { indent };
-            pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
+            pipeline::PieceFormat::Yaml { indent }
         }
         Format::Json => {
-            let store = JsonStore::new(settings.json_indent).ok()?;
-            let format = pipeline::PieceFormat::Json(&store);
-            pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
+            json_store = JsonStore::new(settings.json_indent).ok()?;
+            pipeline::PieceFormat::Json(&json_store)
         }
-        Format::Dotenv => {
-            let format = pipeline::PieceFormat::Dotenv;
-            pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
+        Format::Dotenv => pipeline::PieceFormat::Dotenv,
+        _ => return None,
+    };
+    // A file of moderate size is mapped (no copy out of the page cache
+    // into buffers of our own, as `decrypt` maps its input); a large one
+    // is read piece by piece, since a mapping's pages count towards the
+    // memory the run takes (peak under 4× the file).
+    if len < heap::LARGE_INPUT {
+        if let Some(mapped) = usize::try_from(len).ok().and_then(|n| MappedFile::map(&reader, n)) {
+            let done = pipeline::encrypt_mapped(&mapped, format, cipher, selector, mac_only_encrypted);
+            // A file cut short while it was mapped is read again by the
+            // whole-tree path.
+            return done.filter(|_| !mapped.changed());
         }
-        _ => None,
     }
+    pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
 }
 
 /// The selector for `format` and a new data key, wrapped for every master

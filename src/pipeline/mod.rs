@@ -338,19 +338,93 @@ impl<R: Read> PieceReader<R> {
         if self.buf.len() <= self.piece_bytes {
             return None;
         }
-        let mut pos = self.scanned.max(self.piece_bytes);
-        while let Some(nl) = memchr::memchr(b'\n', &self.buf[pos..]) {
-            let start = pos + nl + 1;
-            if start >= self.buf.len() {
-                break;
-            }
-            if matches!(self.cutter, Cutter::Lines) || yaml::is_piece_start(&self.buf, start) {
-                return Some(start);
-            }
-            pos = start;
+        let any_line = matches!(self.cutter, Cutter::Lines);
+        let (cut, scanned) = line_cut(&self.buf, self.scanned.max(self.piece_bytes), any_line);
+        self.scanned = scanned;
+        cut
+    }
+}
+
+/// The first line start after `from` where a piece may start (`any_line`:
+/// dotenv; else where [`yaml::is_piece_start`] allows) with bytes after it,
+/// or where the search stopped.
+fn line_cut(buf: &[u8], from: usize, any_line: bool) -> (Option<usize>, usize) {
+    let mut pos = from;
+    while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
+        let start = pos + nl + 1;
+        if start >= buf.len() {
+            break;
         }
-        self.scanned = pos;
-        None
+        if any_line || yaml::is_piece_start(buf, start) {
+            return (Some(start), start);
+        }
+        pos = start;
+    }
+    (None, pos)
+}
+
+/// Cuts a plaintext input held in memory (a mapped file) as
+/// [`PieceReader`] cuts what it reads, into ranges the workers copy out.
+struct SliceCuts<'a> {
+    input: &'a [u8],
+    cutter: Cutter,
+    piece_bytes: usize,
+    start: usize,
+}
+
+/// A piece of a [`SliceCuts`] input: its range and, for JSON, whether it
+/// needs an opening and a closing brace around it.
+struct SlicePiece {
+    range: Range<usize>,
+    open: bool,
+    close: bool,
+}
+
+impl SliceCuts<'_> {
+    fn next_piece(&mut self) -> Option<SlicePiece> {
+        let (input, start) = (self.input, self.start);
+        if start >= input.len() {
+            return None;
+        }
+        let min_cut = start.saturating_add(self.piece_bytes);
+        let piece = match &mut self.cutter {
+            Cutter::Yaml | Cutter::Lines if min_cut < input.len() => {
+                let any_line = matches!(self.cutter, Cutter::Lines);
+                line_cut(input, min_cut, any_line).0.map(|cut| {
+                    self.start = cut;
+                    SlicePiece {
+                        range: start..cut,
+                        open: false,
+                        close: false,
+                    }
+                })
+            }
+            Cutter::Yaml | Cutter::Lines => None,
+            Cutter::Json { cuts, first } => {
+                let open = !*first;
+                *first = false;
+                // After a cut the scanner's state is that of the comma.
+                cuts.scan(input, start, min_cut).0.map(|cut| {
+                    // The comma itself goes.
+                    self.start = cut + 1;
+                    SlicePiece {
+                        range: start..cut,
+                        open,
+                        close: true,
+                    }
+                })
+            }
+        };
+        piece.or_else(|| {
+            // The rest; a JSON one ends with the document's own brace.
+            self.start = input.len();
+            let open = matches!(self.cutter, Cutter::Json { .. }) && start > 0;
+            Some(SlicePiece {
+                range: start..input.len(),
+                open,
+                close: false,
+            })
+        })
     }
 }
 
@@ -460,14 +534,42 @@ fn encrypt_dotenv(piece: &[u8], job: &Job<'_>) -> Option<Done> {
     })
 }
 
-/// Encrypt (and print, but for YAML) one piece. The piece is plaintext,
-/// wiped as it drops (its whole allocation: the reader's split leaves the
-/// next piece's first bytes in the spare capacity).
-fn work(piece: WipedBytes, job: &Job<'_>) -> Option<Done> {
+/// Encrypt (and print, but for YAML) one piece (plaintext, which its
+/// owner wipes).
+fn work(piece: &[u8], job: &Job<'_>) -> Option<Done> {
     match job.kind {
-        Kind::Dotenv => encrypt_dotenv(&piece, job),
-        kind => encrypt_tree(&piece, kind, job),
+        Kind::Dotenv => encrypt_dotenv(piece, job),
+        kind => encrypt_tree(piece, kind, job),
     }
+}
+
+thread_local! {
+    /// A worker's copy of the plaintext piece it encrypts (mapped input),
+    /// wiped after each piece.
+    static PLAIN_PIECE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encrypt one piece of a mapped input, copied out of it first (see
+/// [`decrypt`] on why) into this thread's buffer.
+fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'_>) -> Option<Done> {
+    PLAIN_PIECE.with_borrow_mut(|buf| {
+        // Room for this piece and, with some to spare, the next ones, so
+        // that the buffer is not regrown (copied, with fresh pages) piece
+        // by piece.
+        buf.reserve((piece.range.len() + 2).max(piece_bytes + piece_bytes / 4));
+        if piece.open {
+            buf.push(b'{');
+        }
+        buf.extend_from_slice(&input[piece.range]);
+        if piece.close {
+            buf.push(b'}');
+        }
+        let done = work(buf, job);
+        // Only ever appended to (its spare capacity holds no plaintext),
+        // and the next piece may be shorter.
+        wipe_written(buf);
+        done
+    })
 }
 
 /// A YAML or JSON piece loaded, encrypted and (JSON) printed.
@@ -791,9 +893,45 @@ pub fn encrypt<R: Read>(
     selector: &Selector,
     mac_only_encrypted: bool,
 ) -> Option<EncryptedPieces> {
-    // Ciphertext in base64 plus the `ENC[…]` fields: under 3× the input.
-    let hint = usize::try_from(input_len).unwrap_or(0).saturating_mul(3);
-    encrypt_in(reader, PIECE_BYTES, hint, format, cipher, selector, mac_only_encrypted)
+    encrypt_in(
+        reader,
+        PIECE_BYTES,
+        output_hint(input_len),
+        format,
+        cipher,
+        selector,
+        mac_only_encrypted,
+    )
+}
+
+/// [`encrypt`] for an input held in memory: a mapped file, whose pieces
+/// the workers copy out one by one instead of the calling thread reading
+/// each into a buffer of its own. (A mapping's pages count towards the
+/// process's memory, so the caller maps only files of moderate size.)
+pub fn encrypt_mapped(
+    input: &[u8],
+    format: PieceFormat<'_>,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+) -> Option<EncryptedPieces> {
+    encrypt_mapped_in(input, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
+}
+
+/// Ciphertext in base64 plus the `ENC[…]` fields: under 3× the input.
+fn output_hint(input_len: u64) -> usize {
+    usize::try_from(input_len).unwrap_or(0).saturating_mul(3)
+}
+
+fn cutter_for(kind: Kind) -> Cutter {
+    match kind {
+        Kind::Json => Cutter::Json {
+            cuts: MemberCuts::default(),
+            first: true,
+        },
+        Kind::Yaml => Cutter::Yaml,
+        Kind::Dotenv => Cutter::Lines,
+    }
 }
 
 fn encrypt_in<R: Read>(
@@ -805,19 +943,51 @@ fn encrypt_in<R: Read>(
     selector: &Selector,
     mac_only_encrypted: bool,
 ) -> Option<EncryptedPieces> {
+    let mut reader = PieceReader::new(reader, cutter_for(format.kind()), piece_bytes);
+    let keys = (cipher, selector, mac_only_encrypted);
+    // Each piece is wiped as it drops, encrypted or not.
+    let work = |piece: WipedBytes, job: &Job<'_>| work(&piece, job);
+    encrypt_pieces(output_hint, format, keys, || reader.next_piece(), &work, &drop)
+}
+
+fn encrypt_mapped_in(
+    input: &[u8],
+    piece_bytes: usize,
+    format: PieceFormat<'_>,
+    cipher: &ValueCipher,
+    selector: &Selector,
+    mac_only_encrypted: bool,
+) -> Option<EncryptedPieces> {
+    let mut cuts = SliceCuts {
+        input,
+        cutter: cutter_for(format.kind()),
+        piece_bytes,
+        start: 0,
+    };
+    let keys = (cipher, selector, mac_only_encrypted);
+    let hint = output_hint(input.len() as u64);
+    let work = |piece: SlicePiece, job: &Job<'_>| work_on_copy(input, piece, piece_bytes, job);
+    encrypt_pieces(hint, format, keys, || Ok(cuts.next_piece()), &work, &|_| {})
+}
+
+/// The cipher, the selector and whether only encrypted values are MACed.
+type Keys<'a> = (&'a ValueCipher, &'a Selector, bool);
+
+/// Encrypt the pieces `next_piece` yields with `work` on worker threads
+/// and put them together in order.
+fn encrypt_pieces<P: Send>(
+    output_hint: usize,
+    format: PieceFormat<'_>,
+    (cipher, selector, mac_only_encrypted): Keys<'_>,
+    next_piece: impl FnMut() -> std::io::Result<Option<P>>,
+    work: &(impl Fn(P, &Job<'_>) -> Option<Done> + Sync),
+    discard: &(impl Fn(P) + Sync),
+) -> Option<EncryptedPieces> {
     if selector.uses_comments() {
         // Comment selectors carry state from one key to the next.
         return None;
     }
     let kind = format.kind();
-    let cutter = match kind {
-        Kind::Json => Cutter::Json {
-            cuts: MemberCuts::default(),
-            first: true,
-        },
-        Kind::Yaml => Cutter::Yaml,
-        Kind::Dotenv => Cutter::Lines,
-    };
     let mut asm = Assembler::new(format, output_hint, mac_only_encrypted, false);
     let print = WorkerPrint::of(&asm.output.printer);
     let job = Job {
@@ -827,17 +997,11 @@ fn encrypt_in<R: Read>(
         selector,
         mac_only_encrypted,
     };
-    let mut reader = PieceReader::new(reader, cutter, piece_bytes);
     // One piece ahead: the output is held in memory, so the pieces in
     // flight are what keeps encrypt within 4× the input (about 3.7× here).
-    let pieces = run_pieces(
-        1,
-        || reader.next_piece(),
-        &|piece| work(piece, &job),
-        // Wiped as it drops.
-        &drop,
-        |mut done: Done| asm.accept(&mut done),
-    )?;
+    let pieces = run_pieces(1, next_piece, &|piece| work(piece, &job), discard, |mut done: Done| {
+        asm.accept(&mut done)
+    })?;
     if pieces == 0 {
         return None;
     }
@@ -1283,7 +1447,7 @@ mod tests {
         let settings = StoreSettings::default();
         let meta = metadata(spec, mac_only);
         let store = JsonStore::default();
-        let Some(done) = encrypt_in(
+        let read = encrypt_in(
             input,
             piece_bytes,
             0,
@@ -1291,10 +1455,27 @@ mod tests {
             &cipher,
             &selector,
             mac_only,
-        ) else {
+        );
+        // The same input held in memory (a mapped file) gives the same.
+        let held = encrypt_mapped_in(
+            input,
+            piece_bytes,
+            piece_format(format, &store),
+            &cipher,
+            &selector,
+            mac_only,
+        );
+        let text = String::from_utf8_lossy(input);
+        assert_eq!(
+            read.is_some(),
+            held.is_some(),
+            "read and held input differ for {text:?}"
+        );
+        let (Some(done), Some(held)) = (read, held) else {
             return 0;
         };
-        let text = String::from_utf8_lossy(input);
+        assert_eq!(held.mac, done.mac, "held input's MAC differs for {text:?}");
+        let held = held.finish(&meta).to_vec();
         let mut whole = sopsfile::load_plain(format, &settings, input)
             .unwrap_or_else(|e| panic!("piecewise took what the store rejects ({}): {text:?}", e.message));
         assert!(!sopsfile::has_metadata(format, &whole), "{text:?}");
@@ -1304,6 +1485,7 @@ mod tests {
         let pieces = done.pieces;
         let got = done.finish(&meta).to_vec();
         assert_eq!(masked(&got), masked(&expected), "output differs for {text:?}");
+        assert_eq!(masked(&held), masked(&got), "held input's output differs for {text:?}");
         // Both decrypt to the same tree (which need not be the input's:
         // values keep sops' encrypted types), with the same MAC.
         let decrypted = |out: &[u8]| {
