@@ -543,16 +543,25 @@ fn work(piece: &[u8], job: &Job<'_>) -> Option<Done> {
     }
 }
 
+/// A worker's copy of the plaintext piece it encrypts (mapped input). Only
+/// ever appended to, so its spare capacity holds no plaintext: its bytes
+/// are wiped after each piece, and when the thread ends (after a panic).
+struct PieceCopy(Vec<u8>);
+
+impl Drop for PieceCopy {
+    fn drop(&mut self) {
+        wipe_written(&mut self.0);
+    }
+}
+
 thread_local! {
-    /// A worker's copy of the plaintext piece it encrypts (mapped input),
-    /// wiped after each piece.
-    static PLAIN_PIECE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PLAIN_PIECE: std::cell::RefCell<PieceCopy> = const { std::cell::RefCell::new(PieceCopy(Vec::new())) };
 }
 
 /// Encrypt one piece of a mapped input, copied out of it first (see
 /// [`decrypt`] on why) into this thread's buffer.
 fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'_>) -> Option<Done> {
-    PLAIN_PIECE.with_borrow_mut(|buf| {
+    PLAIN_PIECE.with_borrow_mut(|PieceCopy(buf)| {
         // Room for this piece and, with some to spare, the next ones, so
         // that the buffer is not regrown (copied, with fresh pages) piece
         // by piece.
@@ -565,8 +574,6 @@ fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'
             buf.push(b'}');
         }
         let done = work(buf, job);
-        // Only ever appended to (its spare capacity holds no plaintext),
-        // and the next piece may be shorter.
         wipe_written(buf);
         done
     })
