@@ -372,8 +372,8 @@ struct SliceCuts<'a> {
     start: usize,
 }
 
-/// A piece of a [`SliceCuts`] input: its range and, for JSON, whether it
-/// needs an opening and a closing brace around it.
+/// A piece of an input held in memory: its range and, for JSON, whether
+/// it needs an opening and a closing brace around it.
 struct SlicePiece {
     range: Range<usize>,
     open: bool,
@@ -562,21 +562,33 @@ thread_local! {
 /// [`decrypt`] on why) into this thread's buffer.
 fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'_>) -> Option<Done> {
     PLAIN_PIECE.with_borrow_mut(|PieceCopy(buf)| {
-        // Room for this piece and, with some to spare, the next ones, so
-        // that the buffer is not regrown (copied, with fresh pages) piece
-        // by piece.
-        buf.reserve((piece.range.len() + 2).max(piece_bytes + piece_bytes / 4));
-        if piece.open {
-            buf.push(b'{');
-        }
-        buf.extend_from_slice(&input[piece.range]);
-        if piece.close {
-            buf.push(b'}');
-        }
+        let several = input.len() > piece_bytes;
+        copy_piece(buf, input, &piece, piece_bytes, several);
         let done = work(buf, job);
         wipe_written(buf);
         done
     })
+}
+
+/// Copy `piece` of `input`, with the braces it needs, into a worker's
+/// reused buffer `buf` (emptied first). The buffer gets room for this
+/// piece and, in a file of `several` pieces, with some to spare for the
+/// next ones (cut a little past `piece_bytes`): growing it piece by piece
+/// paid for a copy and fresh pages each time.
+fn copy_piece(buf: &mut Vec<u8>, input: &[u8], piece: &SlicePiece, piece_bytes: usize, several: bool) {
+    buf.clear();
+    let mut room = piece.range.len() + 2;
+    if several {
+        room = room.max(piece_bytes + piece_bytes / 4);
+    }
+    buf.reserve(room);
+    if piece.open {
+        buf.push(b'{');
+    }
+    buf.extend_from_slice(&input[piece.range.clone()]);
+    if piece.close {
+        buf.push(b'}');
+    }
 }
 
 /// A YAML or JSON piece loaded, encrypted and (JSON) printed.
@@ -1320,23 +1332,13 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     // is ciphertext; each worker reuses its buffer.
     let work = |(index, range): (usize, Range<usize>)| {
         PIECE.with_borrow_mut(|piece| {
-            piece.clear();
-            // Room for this piece and, in a file of several, with some to
-            // spare for the next ones (cut a little past `piece_bytes`):
-            // growing the buffer piece by piece paid for a copy and fresh
-            // pages each time.
-            let mut room = range.len() + 2;
-            if file.data_end > file.piece_bytes {
-                room = room.max(file.piece_bytes + file.piece_bytes / 4);
-            }
-            piece.reserve(room);
-            if json && index > 0 {
-                piece.push(b'{');
-            }
-            piece.extend_from_slice(&file.input[range]);
-            if json {
-                piece.push(b'}');
-            }
+            let cut = SlicePiece {
+                range,
+                open: json && index > 0,
+                close: json,
+            };
+            let several = file.data_end > file.piece_bytes;
+            copy_piece(piece, file.input, &cut, file.piece_bytes, several);
             decrypt_own_piece(piece, file.kind, &lines, &print)
         })
     };
