@@ -15,6 +15,15 @@ const MIN_BYTES: usize = 4 << 20;
 #[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 
+/// An empty buffer with room for `bytes`, on huge pages if that is large
+/// (only address space until written).
+pub fn with_capacity(bytes: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    // Refused address space: the buffer grows as it is written instead.
+    let _ = reserve(&mut buf, bytes);
+    buf
+}
+
 /// Reserve room for `additional` more bytes in `buf` at once, and ask for
 /// huge pages if that room is large.
 pub fn reserve(buf: &mut Vec<u8>, additional: usize) -> Result<(), TryReserveError> {

@@ -5,14 +5,16 @@
 //! Encrypt: the input is read in chunks and cut between top-level keys: for
 //! YAML before the lines [`yaml::is_piece_start`] allows (the cuts the
 //! parallel load uses), for JSON at the commas between top-level members
-//! ([`json::MemberCuts`]), for dotenv after any line. Worker threads parse
-//! each piece and encrypt its values (JSON: and print it,
+//! ([`json::MemberCuts`]), for dotenv after any line. As many threads as
+//! cores (the calling thread one of them, [`run_pieces`]) each take the
+//! next piece, parse it and encrypt its values (JSON: and print it,
 //! [`json::print_members`]; dotenv pieces go line by line with no tree,
-//! [`dotenv_lines`]); the calling thread takes the pieces in document order,
-//! hashes their MAC input, checks the top-level keys across pieces and
-//! prints them (JSON: copies them) into one output buffer
-//! ([`DocumentStream`], [`ObjectStream`]; dotenv: keeps the printed pieces,
-//! [`Printed`]), which gives the bytes the whole-tree path prints.
+//! [`dotenv_lines`]); whichever finishes the piece next in document order
+//! takes it on: hashes its MAC input, checks the top-level keys across
+//! pieces and prints it (JSON: copies it) into one output buffer
+//! ([`DocumentStream`], [`ObjectStream`]; dotenv: keeps where the threads
+//! printed the pieces, [`Parts`], [`Slots`]), which gives the bytes the
+//! whole-tree path prints.
 //!
 //! Decrypt: the `sops` block (dotenv: the `sops_` lines), which sops
 //! writes last, is found and read
@@ -42,8 +44,8 @@ use dotenv_lines::LineCrypt;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex, PoisonError};
 use zeroize::Zeroize;
 
 /// Smaller files take the whole-tree path (threads would cost more than
@@ -87,16 +89,74 @@ enum Printer {
     Yaml(Box<DocumentStream>),
     Json(ObjectStream),
     /// Each dotenv item is a line of its own: the pieces the workers
-    /// printed are kept as they are and written one after the other.
-    Dotenv(Vec<Vec<u8>>),
+    /// printed are kept where they are and written one after the other.
+    Dotenv(Parts),
+}
+
+/// A file printed in stretches of several buffers: `spans` says which
+/// stretch of which buffer comes next.
+#[derive(Default)]
+struct Parts {
+    bufs: Vec<Vec<u8>>,
+    spans: Vec<(usize, Range<usize>)>,
+}
+
+impl Parts {
+    /// One buffer, whole.
+    fn whole(buf: Vec<u8>) -> Parts {
+        let len = buf.len();
+        Parts {
+            bufs: vec![buf],
+            spans: vec![(0, 0..len)],
+        }
+    }
+
+    /// `range` of buffer `buf` comes next (joined to the stretch before it
+    /// where it continues it: a worker's consecutive pieces).
+    fn push_span(&mut self, buf: usize, range: Range<usize>) {
+        match self.spans.last_mut() {
+            Some((last, r)) if *last == buf && r.end == range.start => r.end = range.end,
+            _ => self.spans.push((buf, range)),
+        }
+    }
+
+    /// `bytes`, in a buffer of their own, come next.
+    fn push_buf(&mut self, bytes: Vec<u8>) {
+        let len = bytes.len();
+        self.bufs.push(bytes);
+        self.push_span(self.bufs.len() - 1, 0..len);
+    }
+
+    /// Put the workers' buffers in place: the spans of their pieces point
+    /// at the first buffers, kept empty for them ([`Parts::for_slots`]).
+    fn fill_slots(&mut self, slots: Slots) {
+        for (place, buf) in self.bufs.iter_mut().zip(slots.into_bufs()) {
+            debug_assert!(place.is_empty());
+            *place = buf;
+        }
+    }
+
+    /// Empty, with the first `count` buffers kept for [`Slots`].
+    fn for_slots(count: usize) -> Parts {
+        Parts {
+            bufs: (0..count).map(|_| Vec::new()).collect(),
+            spans: Vec::new(),
+        }
+    }
+
+    fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|(buf, range)| &self.bufs[*buf][range.clone()])
+    }
 }
 
 impl Printer {
-    fn new(format: PieceFormat<'_>) -> Printer {
+    /// A dotenv printer keeps its first `slots` buffers for the workers'
+    /// ([`Slots`]).
+    fn new(format: PieceFormat<'_>, slots: usize) -> Printer {
         match format {
             PieceFormat::Yaml { indent } => Printer::Yaml(Box::new(DocumentStream::new(indent))),
             PieceFormat::Json(store) => Printer::Json(ObjectStream::new(store)),
-            PieceFormat::Dotenv => Printer::Dotenv(Vec::new()),
+            PieceFormat::Dotenv => Printer::Dotenv(Parts::for_slots(slots)),
         }
     }
 
@@ -122,26 +182,27 @@ impl Printer {
             Printer::Dotenv(parts) => {
                 let mut out = Vec::new();
                 let printed = dotenv::print_items(items, &mut out).is_ok();
-                parts.push(out);
+                parts.push_buf(out);
                 printed
             }
         }
     }
 
-    fn finish(self) -> Vec<Vec<u8>> {
+    fn finish(self) -> Parts {
         match self {
-            Printer::Yaml(p) => vec![p.finish()],
-            Printer::Json(p) => vec![p.finish()],
+            Printer::Yaml(p) => Parts::whole(p.finish()),
+            Printer::Json(p) => Parts::whole(p.finish()),
             Printer::Dotenv(parts) => parts,
         }
     }
 
-    /// Overwrite what was printed so far (plaintext, given up on).
+    /// Overwrite what was printed so far (plaintext, given up on; the
+    /// workers' buffers are their [`Slots`]' to wipe).
     fn wipe(&mut self) {
         match self {
             Printer::Yaml(p) => wipe_vec(p.output()),
             Printer::Json(p) => wipe_vec(p.output()),
-            Printer::Dotenv(parts) => parts.iter_mut().for_each(wipe_vec),
+            Printer::Dotenv(parts) => parts.bufs.iter_mut().for_each(wipe_vec),
         }
     }
 }
@@ -150,7 +211,7 @@ impl Printer {
 /// part, never joined (that would copy every byte once more, on the thread
 /// that hashes). Wiped when dropped if it is plaintext.
 pub struct Printed {
-    parts: Vec<Vec<u8>>,
+    parts: Parts,
     wipe: Wipe,
 }
 
@@ -159,23 +220,23 @@ pub struct Printed {
 enum Wipe {
     /// Not at all: ciphertext.
     No,
-    /// Each part's whole allocation.
+    /// Each buffer's whole allocation.
     Whole,
-    /// Each part's bytes: parts whose spare capacity never held plaintext
-    /// (see [`wipe_written`]).
+    /// Each buffer's bytes: buffers whose spare capacity never held
+    /// plaintext (see [`wipe_written`]).
     Written,
 }
 
 impl Printed {
     /// Write the whole file to `out`.
     pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        self.parts.iter().try_for_each(|part| out.write_all(part))
+        self.parts.slices().try_for_each(|part| out.write_all(part))
     }
 
     /// The whole file in one buffer (a copy; the caller wipes it if it
     /// is plaintext).
     pub fn to_vec(&self) -> Vec<u8> {
-        self.parts.concat()
+        self.parts.slices().collect::<Vec<_>>().concat()
     }
 }
 
@@ -183,8 +244,8 @@ impl Drop for Printed {
     fn drop(&mut self) {
         match self.wipe {
             Wipe::No => {}
-            Wipe::Whole => self.parts.iter_mut().for_each(wipe_vec),
-            Wipe::Written => self.parts.iter_mut().for_each(wipe_written),
+            Wipe::Whole => self.parts.bufs.iter_mut().for_each(wipe_vec),
+            Wipe::Written => self.parts.bufs.iter_mut().for_each(wipe_written),
         }
     }
 }
@@ -207,14 +268,14 @@ impl EncryptedPieces {
             Printer::Yaml(mut p) => {
                 let sops = Item::new("sops", metadata.to_value(NilList::EmptyList));
                 p.push(std::slice::from_ref(&sops));
-                vec![p.finish()]
+                Parts::whole(p.finish())
             }
             Printer::Json(mut p) => {
                 let sops = Item::new("sops", metadata.to_value(NilList::Null));
                 // Metadata is strings, numbers and lists: always printable.
                 let printed = p.push(std::slice::from_ref(&sops));
                 debug_assert!(printed.is_ok());
-                vec![p.finish()]
+                Parts::whole(p.finish())
             }
             Printer::Dotenv(mut parts) => {
                 // As `sopsfile::emit_encrypted`: the flattened block, one
@@ -227,7 +288,7 @@ impl EncryptedPieces {
                 let mut out = Vec::new();
                 let printed = dotenv::print_items(&lines, &mut out);
                 debug_assert!(printed.is_ok());
-                parts.push(out);
+                parts.push_buf(out);
                 parts
             }
         };
@@ -433,15 +494,81 @@ struct Done {
     items: Branch,
     mac_input: WipedBytes,
     warnings: Vec<String>,
-    /// JSON and dotenv: the piece already printed by the worker (then
-    /// `items` is empty), see [`print_piece`] and [`LineCrypt`]. Plaintext on decrypt, where
-    /// [`Plain`] wipes it; ciphertext and clear values on encrypt.
+    /// JSON: the piece already printed by the worker (then `items` is
+    /// empty), see [`print_piece`]. Plaintext on decrypt, where [`Plain`]
+    /// wipes it; ciphertext and clear values on encrypt.
     printed: Option<Vec<u8>>,
+    /// dotenv: where in which [`Slots`] buffer the worker printed the
+    /// piece ([`LineCrypt`]; `items` is empty).
+    span: Option<(usize, Range<usize>)>,
 }
 
-/// JSON pieces are printed on the worker: the calling thread then only
-/// hashes and copies, instead of printing every piece itself while the
-/// workers wait (dotenv pieces are printed by [`LineCrypt`]). A piece
+/// The buffers the workers print dotenv pieces into, one each: a worker
+/// appends piece after piece to its own, so the output takes one large
+/// allocation per worker (on huge pages, see [`crate::bigbuf`]) instead of
+/// a fresh one per piece, faulted in page by page. Plaintext on decrypt:
+/// what was written is wiped when they drop, unless handed on.
+struct Slots {
+    bufs: Vec<Mutex<Vec<u8>>>,
+    /// Room a buffer is given when first used (by the worker, so that a
+    /// worker given no piece takes none).
+    room: usize,
+    plaintext: bool,
+}
+
+impl Slots {
+    /// `count` buffers (none where the pieces are not printed into them).
+    fn new(count: usize, room: usize, plaintext: bool) -> Slots {
+        Slots {
+            bufs: (0..count).map(|_| Mutex::new(Vec::new())).collect(),
+            room,
+            plaintext,
+        }
+    }
+
+    /// Append a piece to buffer `slot` with `print`; the range it took and
+    /// what `print` returned. `None` when `print` fails (what it appended
+    /// is cut back, wiped first if plaintext) or there is no such buffer.
+    fn print<T>(&self, slot: usize, print: impl FnOnce(&mut Vec<u8>) -> Option<T>) -> Option<(Range<usize>, T)> {
+        let mut buf = self.bufs.get(slot)?.lock().unwrap_or_else(PoisonError::into_inner);
+        if buf.capacity() == 0 {
+            *buf = crate::bigbuf::with_capacity(self.room);
+        }
+        let start = buf.len();
+        match print(&mut buf) {
+            Some(value) => Some((start..buf.len(), value)),
+            None => {
+                if self.plaintext {
+                    buf[start..].zeroize();
+                }
+                buf.truncate(start);
+                None
+            }
+        }
+    }
+
+    /// The buffers, handed on (their new owner wipes them if need be).
+    fn into_bufs(mut self) -> Vec<Vec<u8>> {
+        let take = |buf: &mut Mutex<Vec<u8>>| std::mem::take(buf.get_mut().unwrap_or_else(PoisonError::into_inner));
+        self.bufs.iter_mut().map(take).collect()
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.plaintext {
+            for buf in &mut self.bufs {
+                // Only ever appended to or cut back wiped: nothing beyond
+                // the written bytes.
+                wipe_written(buf.get_mut().unwrap_or_else(PoisonError::into_inner));
+            }
+        }
+    }
+}
+
+/// JSON pieces are printed by the thread that encrypted them, beside the
+/// other threads: the pieces are then only hashed and copied in document
+/// order, one at a time (dotenv pieces are printed by [`LineCrypt`]). A piece
 /// holding a `sops` key (metadata to the whole-tree path) or a non-string
 /// key is refused here, as [`Assembler::accept`] would refuse it. The tree
 /// goes at once, wiped if it is plaintext (`plaintext_tree`: decrypt); an
@@ -474,8 +601,8 @@ fn print_piece(done: &mut Done, print: &WorkerPrint, output_hint: usize, plainte
 
 /// What a worker does with its piece after the cipher work.
 enum WorkerPrint {
-    /// YAML: the calling thread prints (the emitter's state runs across
-    /// pieces); dotenv: [`LineCrypt`] printed the piece already.
+    /// YAML: printed in order by [`Assembler::accept`] (the emitter's state
+    /// runs across pieces); dotenv: [`LineCrypt`] printed the piece already.
     Nothing,
     /// JSON: print the members with this indentation unit.
     Json { indent: Vec<u8> },
@@ -505,6 +632,8 @@ fn load_piece(kind: Kind, piece: &[u8]) -> Option<Branch> {
 struct Job<'a> {
     kind: Kind,
     print: &'a WorkerPrint,
+    /// Where dotenv pieces are printed.
+    slots: &'a Slots,
     cipher: &'a ValueCipher,
     selector: &'a Selector,
     mac_only_encrypted: bool,
@@ -520,53 +649,56 @@ impl Job<'_> {
     }
 }
 
-/// A dotenv piece encrypted straight from its lines ([`dotenv_lines`]).
-fn encrypt_dotenv(piece: &[u8], job: &Job<'_>) -> Option<Done> {
+/// A dotenv piece encrypted straight from its lines ([`dotenv_lines`])
+/// into the buffer of worker `slot`.
+fn encrypt_dotenv(piece: &[u8], job: &Job<'_>, slot: usize) -> Option<Done> {
     let mut mac_input = WipedBytes::with_capacity(piece.len());
     // Ciphertext and values left in clear: nothing the output does not show.
-    let mut printed = Vec::with_capacity(piece.len().saturating_mul(3));
-    job.lines().encrypt(piece, &mut printed, &mut mac_input)?;
+    let (range, ()) = job
+        .slots
+        .print(slot, |out| job.lines().encrypt(piece, out, &mut mac_input))?;
     Some(Done {
         items: Branch::default(),
         mac_input,
         warnings: Vec::new(),
-        printed: Some(printed),
+        printed: None,
+        span: Some((slot, range)),
     })
 }
 
 /// Encrypt (and print, but for YAML) one piece (plaintext, which its
-/// owner wipes).
-fn work(piece: &[u8], job: &Job<'_>) -> Option<Done> {
+/// owner wipes) on worker `slot`.
+fn work(piece: &[u8], job: &Job<'_>, slot: usize) -> Option<Done> {
     match job.kind {
-        Kind::Dotenv => encrypt_dotenv(piece, job),
+        Kind::Dotenv => encrypt_dotenv(piece, job, slot),
         kind => encrypt_tree(piece, kind, job),
     }
 }
 
-/// A worker's copy of the plaintext piece it encrypts (mapped input). Only
-/// ever appended to, so its spare capacity holds no plaintext: its bytes
-/// are wiped after each piece, and when the thread ends (after a panic).
-struct PieceCopy(Vec<u8>);
+/// Wipes the bytes of a buffer only ever appended to (so its spare
+/// capacity holds no plaintext) when dropped: on return and on a panic.
+struct WipeWritten<'a>(&'a mut Vec<u8>);
 
-impl Drop for PieceCopy {
+impl Drop for WipeWritten<'_> {
     fn drop(&mut self) {
-        wipe_written(&mut self.0);
+        wipe_written(self.0);
     }
 }
 
 thread_local! {
-    static PLAIN_PIECE: std::cell::RefCell<PieceCopy> = const { std::cell::RefCell::new(PieceCopy(Vec::new())) };
+    /// A thread's copy of the plaintext piece it encrypts (mapped input),
+    /// reused from piece to piece and wiped after each.
+    static PLAIN_PIECE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Encrypt one piece of a mapped input, copied out of it first (see
 /// [`decrypt`] on why) into this thread's buffer.
-fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'_>) -> Option<Done> {
-    PLAIN_PIECE.with_borrow_mut(|PieceCopy(buf)| {
+fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'_>, slot: usize) -> Option<Done> {
+    PLAIN_PIECE.with_borrow_mut(|buf| {
+        let copy = WipeWritten(buf);
         let several = input.len() > piece_bytes;
-        copy_piece(buf, input, &piece, piece_bytes, several);
-        let done = work(buf, job);
-        wipe_written(buf);
-        done
+        copy_piece(copy.0, input, &piece, piece_bytes, several);
+        work(copy.0, job, slot)
     })
 }
 
@@ -612,15 +744,16 @@ fn encrypt_tree(piece: &[u8], kind: Kind, job: &Job<'_>) -> Option<Done> {
         mac_input,
         warnings,
         printed: None,
+        span: None,
     };
     print_piece(&mut done, job.print, piece.len().saturating_mul(3), false)?;
     Some(done)
 }
 
-/// The MAC's SHA-512 over the pieces' MAC input, in order: on this thread,
-/// or on one of its own where this thread also prints (YAML), so that the
-/// hashing, and freeing each printed tree, run beside the printing instead
-/// of after it.
+/// The MAC's SHA-512 over the pieces' MAC input, in order: by the thread
+/// that takes each piece on ([`Assembler::accept`]), or on a thread of its
+/// own where that thread also prints (YAML), so that the hashing, and
+/// freeing each printed tree, run beside the printing instead of after it.
 enum Hasher {
     Here { hash: MacHash, wipe_trees: bool },
     Beside(HashThread),
@@ -724,7 +857,7 @@ impl Hasher {
     }
 }
 
-/// The calling thread's side: pieces in document order.
+/// Where the pieces go in document order, one at a time ([`run_pieces`]).
 struct Assembler {
     output: Output,
     hash: Hasher,
@@ -749,12 +882,19 @@ impl Drop for Output {
 }
 
 impl Assembler {
-    /// Printing in `format` into a buffer of about `output_hint` bytes;
-    /// `plaintext_trees` on decrypt (the trees are wiped once printed).
-    fn new(format: PieceFormat<'_>, output_hint: usize, mac_only_encrypted: bool, plaintext_trees: bool) -> Assembler {
+    /// Printing in `format` into a buffer of about `output_hint` bytes
+    /// (dotenv: the pieces stay in the workers' `slots`); `plaintext_trees`
+    /// on decrypt (the trees are wiped once printed).
+    fn new(
+        format: PieceFormat<'_>,
+        output_hint: usize,
+        slots: &Slots,
+        mac_only_encrypted: bool,
+        plaintext_trees: bool,
+    ) -> Assembler {
         let yaml = matches!(format, PieceFormat::Yaml { .. });
         let top_keys = yaml.then(HashSet::new);
-        let mut printer = Printer::new(format);
+        let mut printer = Printer::new(format, slots.bufs.len());
         printer.reserve(output_hint);
         Assembler {
             output: Output {
@@ -767,9 +907,14 @@ impl Assembler {
         }
     }
 
-    /// What was printed, taken out (the assembler no longer wipes it).
-    fn take_printer(&mut self) -> Printer {
-        std::mem::replace(&mut self.output.printer, Printer::Dotenv(Vec::new()))
+    /// What was printed, taken out with the workers' buffers it refers to
+    /// (the assembler and the slots no longer wipe them).
+    fn take_printer(&mut self, slots: Slots) -> Printer {
+        let mut printer = std::mem::replace(&mut self.output.printer, Printer::Dotenv(Parts::default()));
+        if let Printer::Dotenv(parts) = &mut printer {
+            parts.fill_slots(slots);
+        }
+        printer
     }
 
     /// Take the next piece; `false` means "not piecewise after all".
@@ -788,123 +933,302 @@ impl Assembler {
             }
         }
         self.warnings.append(&mut done.warnings);
-        let printed = match (&mut done.printed, &mut self.output.printer) {
-            (Some(printed), Printer::Json(p)) => {
+        let printed = match (&mut done.printed, &done.span, &mut self.output.printer) {
+            (Some(printed), _, Printer::Json(p)) => {
                 p.push_printed(printed);
                 true
             }
-            (printed @ Some(_), Printer::Dotenv(parts)) => {
-                // Taken out of the piece: a decrypted one is wiped with the
-                // whole output (`Printed`).
-                parts.extend(printed.take());
+            (None, Some((slot, range)), Printer::Dotenv(parts)) => {
+                parts.push_span(*slot, range.clone());
                 true
             }
             _ => self.output.printer.push(&done.items.0),
         };
         // The printed tree goes with the MAC input, to be freed (and wiped,
-        // if plaintext) off this thread.
+        // if plaintext) by the hasher.
         self.hash.update(&mut done.mac_input, std::mem::take(&mut done.items));
         printed
     }
 }
 
-/// Runs `work` on worker threads over the pieces `next_piece` yields and
-/// hands the results to `accept` on the calling thread, in order, with at
-/// most `ahead` pieces more than workers in flight. Returns
-/// the number of pieces, or `None` when a piece could not be read, failed
-/// or was refused (pieces not started by then go to `discard`).
-fn run_pieces<P: Send, D: Send>(
-    ahead: usize,
-    mut next_piece: impl FnMut() -> std::io::Result<Option<P>>,
-    work: &(impl Fn(P) -> Option<D> + Sync),
-    discard: &(impl Fn(P) + Sync),
-    mut accept: impl FnMut(D) -> bool,
-) -> Option<usize> {
-    let threads = std::thread::available_parallelism()
+/// How many threads [`run_pieces`] works on at most, the calling thread
+/// included.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
-    let stop = AtomicBool::new(false);
-    let (job_tx, job_rx) = mpsc::channel::<(usize, P)>();
-    let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Option<D>)>();
-    std::thread::scope(|s| {
-        let mut workers = 0;
-        for _ in 0..threads {
-            let (job_rx, done_tx, stop) = (&job_rx, done_tx.clone(), &stop);
-            let worker = move || loop {
-                let next = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((index, piece)) = next else { break };
-                if stop.load(Ordering::Relaxed) {
-                    discard(piece);
-                    continue;
+        .min(MAX_THREADS)
+}
+
+/// Where the pieces come from, and how many were taken.
+struct Feed<N> {
+    next_piece: N,
+    taken: usize,
+    /// No more pieces: the end, a read error or a stop.
+    over: bool,
+    /// Threads waiting for room in the window.
+    waiting: usize,
+}
+
+/// What the threads of [`run_pieces`] share.
+struct Run<N, A, D> {
+    feed: Mutex<Feed<N>>,
+    /// Signalled when pieces were accepted (room in the window) or the run
+    /// is over.
+    room: Condvar,
+    /// Pieces done but not yet accepted, by index.
+    arrived: Mutex<BTreeMap<usize, Option<D>>>,
+    /// The `accept` function; whoever holds it takes the pieces in order.
+    accept: Mutex<A>,
+    /// How many pieces were accepted.
+    accepted: AtomicUsize,
+    /// A piece could not be read, failed or was refused.
+    failed: AtomicBool,
+    /// Pieces taken but not accepted, at most.
+    window: usize,
+}
+
+impl<N, A, D> Run<N, A, D> {
+    fn stop(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+        self.end_feed();
+    }
+
+    /// No more pieces are taken; wake whoever waits for room.
+    fn end_feed(&self) {
+        let mut feed = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
+        feed.over = true;
+        if feed.waiting > 0 {
+            self.room.notify_all();
+        }
+    }
+
+    /// Take the next piece, once the window has room for it; `None` when
+    /// the run is over.
+    fn take<P>(&self) -> Option<(usize, P)>
+    where
+        N: FnMut() -> std::io::Result<Option<P>>,
+    {
+        let mut feed = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
+        while !feed.over && feed.taken - self.accepted.load(Ordering::Acquire) >= self.window {
+            feed.waiting += 1;
+            feed = self.room.wait(feed).unwrap_or_else(PoisonError::into_inner);
+            feed.waiting -= 1;
+        }
+        if feed.over {
+            return None;
+        }
+        match (feed.next_piece)() {
+            Ok(Some(piece)) => {
+                feed.taken += 1;
+                Some((feed.taken - 1, piece))
+            }
+            Ok(None) => {
+                feed.over = true;
+                if feed.waiting > 0 {
+                    self.room.notify_all();
                 }
-                if done_tx.send((index, work(piece))).is_err() {
+                None
+            }
+            Err(_) => {
+                drop(feed);
+                self.stop();
+                None
+            }
+        }
+    }
+
+    /// Hand the pieces that are next in order to `accept`, unless another
+    /// thread is doing so (it then takes these too).
+    fn accept_in_order(&self)
+    where
+        A: FnMut(D) -> bool,
+    {
+        loop {
+            let Ok(mut accept) = self.accept.try_lock() else {
+                return;
+            };
+            let before = self.accepted.load(Ordering::Relaxed);
+            let mut accepted = before;
+            loop {
+                let next = self
+                    .arrived
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&accepted);
+                let Some(done) = next else { break };
+                accepted += 1;
+                if self.failed.load(Ordering::Relaxed) || !done.is_some_and(&mut *accept) {
+                    self.stop();
                     break;
                 }
-            };
-            // A thread that cannot be started leaves its share to the others.
-            workers += usize::from(std::thread::Builder::new().spawn_scoped(s, worker).is_ok());
-        }
-        drop(done_tx);
-        // Enough pieces in flight to keep every worker busy while this
-        // thread prints; few enough that memory stays bounded.
-        let max_in_flight = workers + ahead;
-        let (mut read, mut accepted, mut in_flight) = (0usize, 0usize, 0usize);
-        let mut eof = false;
-        let mut ok = true;
-        let mut arrived: BTreeMap<usize, Option<D>> = BTreeMap::new();
-        while ok {
-            while !eof && in_flight < max_in_flight {
-                match next_piece() {
-                    Ok(Some(piece)) if workers == 0 => {
-                        arrived.insert(read, work(piece));
-                        read += 1;
-                        break;
-                    }
-                    Ok(Some(piece)) => {
-                        if job_tx.send((read, piece)).is_err() {
-                            ok = false;
-                            break;
-                        }
-                        read += 1;
-                        in_flight += 1;
-                    }
-                    Ok(None) => eof = true,
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
+            }
+            self.accepted.store(accepted, Ordering::Release);
+            drop(accept);
+            if accepted > before {
+                let feed = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
+                if feed.waiting > 0 {
+                    self.room.notify_all();
                 }
             }
-            if !ok || (in_flight == 0 && arrived.is_empty()) {
+            // A piece that arrived while this thread held `accept` was left
+            // to it by a thread that could not take `accept`.
+            let pending = self
+                .arrived
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&accepted);
+            if !pending || self.failed.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+
+    /// Take, work on and accept pieces until the run is over.
+    fn work<P>(&self, slot: usize, work: &impl Fn(usize, P) -> Option<D>, discard: &impl Fn(P))
+    where
+        N: FnMut() -> std::io::Result<Option<P>>,
+        A: FnMut(D) -> bool,
+    {
+        let _stop = StopOnPanic(self);
+        while let Some((index, piece)) = self.take() {
+            if self.failed.load(Ordering::Relaxed) {
+                discard(piece);
                 break;
             }
-            if in_flight > 0 {
-                let Ok((index, done)) = done_rx.recv() else {
-                    ok = false;
-                    break;
-                };
-                in_flight -= 1;
-                arrived.insert(index, done);
-            }
-            while let Some(done) = arrived.remove(&accepted) {
-                accepted += 1;
-                if !done.is_some_and(&mut accept) {
-                    ok = false;
-                    break;
-                }
-            }
+            let done = work(slot, piece);
+            self.arrived
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(index, done);
+            self.accept_in_order();
         }
-        stop.store(!ok, Ordering::Relaxed);
-        drop(job_tx);
-        ok.then_some(read)
-    })
+    }
+}
+
+/// Stops a run when its thread unwinds (a bug): the other threads must
+/// not wait for room that the pieces it held would have made.
+struct StopOnPanic<'a, N, A, D>(&'a Run<N, A, D>);
+
+impl<N, A, D> Drop for StopOnPanic<'_, N, A, D> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
+/// The core the calling thread runs on.
+#[cfg(target_os = "linux")]
+fn current_core() -> Option<usize> {
+    // SAFETY: no arguments; returns a core number or -1.
+    usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_core() -> Option<usize> {
+    None
+}
+
+/// Move the calling thread (just started) to another core than `home`
+/// (its starter's) if it runs on `home` and may run elsewhere. Linux may
+/// queue a new thread on its starter's core, and with both threads busy
+/// from then on, it moved one to the idle core only after milliseconds
+/// (here up to 4 ms, in about one run out of five, the two threads taking
+/// turns on one core meanwhile); having the starter wait for the thread
+/// instead made Linux put the starter on the thread's core when it woke.
+/// Allowing every core but `home` moves the thread at once; allowing them
+/// all again leaves it where it now is.
+#[cfg(target_os = "linux")]
+fn leave_core(home: usize) {
+    if current_core() != Some(home) || home >= libc::CPU_SETSIZE as usize {
+        return;
+    }
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `cpu_set_t` is a plain bit array (all zeros is the empty
+    // set); the calls read or write exactly `size` bytes of the sets
+    // passed, for the calling thread (pid 0) only.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
+            return;
+        }
+        let mut elsewhere = allowed;
+        libc::CPU_CLR(home, &mut elsewhere);
+        if libc::CPU_COUNT(&elsewhere) == 0 {
+            return;
+        }
+        if libc::sched_setaffinity(0, size, &elsewhere) == 0 {
+            libc::sched_setaffinity(0, size, &allowed);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn leave_core(_home: usize) {}
+
+/// Runs `work` over the pieces `next_piece` yields on up to
+/// [`worker_threads`] threads, the calling thread one of them, and hands
+/// the results to `accept` in order, with at most `ahead` pieces more than
+/// threads taken but not yet accepted. Whichever thread finishes the piece
+/// that is next in order accepts it (and any after it that are done): so
+/// the threads stay as many as the cores, with no thread that only waits
+/// and is then woken, and no channel between them. `work` is told which
+/// thread runs it, from 0 up. Returns the number of pieces, or `None` when
+/// a piece could not be read, failed or was refused (a piece taken after
+/// that goes to `discard`).
+fn run_pieces<P: Send, D: Send>(
+    ahead: usize,
+    next_piece: impl FnMut() -> std::io::Result<Option<P>> + Send,
+    work: &(impl Fn(usize, P) -> Option<D> + Sync),
+    discard: &(impl Fn(P) + Sync),
+    accept: impl FnMut(D) -> bool + Send,
+) -> Option<usize> {
+    let threads = worker_threads();
+    let run = Run {
+        feed: Mutex::new(Feed {
+            next_piece,
+            taken: 0,
+            over: false,
+            waiting: 0,
+        }),
+        room: Condvar::new(),
+        arrived: Mutex::new(BTreeMap::new()),
+        accept: Mutex::new(accept),
+        accepted: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+        window: threads + ahead,
+    };
+    std::thread::scope(|s| {
+        let mut spawned = 0;
+        let home = current_core();
+        for slot in 1..threads {
+            let run = &run;
+            let worker = move || {
+                if let Some(home) = home {
+                    leave_core(home);
+                }
+                run.work(slot, work, discard);
+            };
+            // A thread that cannot be started leaves its share to the others.
+            spawned += usize::from(std::thread::Builder::new().spawn_scoped(s, worker).is_ok());
+        }
+        if spawned > 0 {
+            // A thread queued on this core gets to run, and so to move.
+            std::thread::yield_now();
+        }
+        run.work(0, work, discard);
+    });
+    // Every thread is done: whatever is left in order is accepted here.
+    run.accept_in_order();
+    let taken = run.feed.into_inner().unwrap_or_else(PoisonError::into_inner).taken;
+    let all = !run.failed.load(Ordering::Relaxed) && run.accepted.load(Ordering::Relaxed) == taken;
+    all.then_some(taken)
 }
 
 /// Encrypt a single-document YAML file or a JSON file read from `reader`,
 /// or `None` when it does not go piecewise (see the module comment).
 /// `input_len` (the file's size, if known) sizes the output buffer.
-pub fn encrypt<R: Read>(
+pub fn encrypt<R: Read + Send>(
     reader: R,
     input_len: u64,
     format: PieceFormat<'_>,
@@ -924,8 +1248,8 @@ pub fn encrypt<R: Read>(
 }
 
 /// [`encrypt`] for an input held in memory: a mapped file, whose pieces
-/// the workers copy out one by one instead of the calling thread reading
-/// each into a buffer of its own. (A mapping's pages count towards the
+/// the threads copy out one by one instead of reading each into a buffer
+/// of its own. (A mapping's pages count towards the
 /// process's memory, so the caller maps only files of moderate size.)
 pub fn encrypt_mapped(
     input: &[u8],
@@ -953,7 +1277,7 @@ fn cutter_for(kind: Kind) -> Cutter {
     }
 }
 
-fn encrypt_in<R: Read>(
+fn encrypt_in<R: Read + Send>(
     reader: R,
     piece_bytes: usize,
     output_hint: usize,
@@ -965,7 +1289,7 @@ fn encrypt_in<R: Read>(
     let mut reader = PieceReader::new(reader, cutter_for(format.kind()), piece_bytes);
     let keys = (cipher, selector, mac_only_encrypted);
     // Each piece is wiped as it drops, encrypted or not.
-    let work = |piece: WipedBytes, job: &Job<'_>| work(&piece, job);
+    let work = |slot, piece: WipedBytes, job: &Job<'_>| work(&piece, job, slot);
     encrypt_pieces(output_hint, format, keys, || reader.next_piece(), &work, &drop)
 }
 
@@ -985,8 +1309,18 @@ fn encrypt_mapped_in(
     };
     let keys = (cipher, selector, mac_only_encrypted);
     let hint = output_hint(input.len() as u64);
-    let work = |piece: SlicePiece, job: &Job<'_>| work_on_copy(input, piece, piece_bytes, job);
+    let work = |slot, piece: SlicePiece, job: &Job<'_>| work_on_copy(input, piece, piece_bytes, job, slot);
     encrypt_pieces(hint, format, keys, || Ok(cuts.next_piece()), &work, &|_| {})
+}
+
+/// How many [`Slots`] the threads print into: one each for dotenv, none
+/// for the formats whose pieces are put together in one buffer.
+fn slot_count(kind: Kind) -> usize {
+    if kind == Kind::Dotenv {
+        worker_threads()
+    } else {
+        0
+    }
 }
 
 /// The cipher, the selector and whether only encrypted values are MACed.
@@ -998,8 +1332,8 @@ fn encrypt_pieces<P: Send>(
     output_hint: usize,
     format: PieceFormat<'_>,
     (cipher, selector, mac_only_encrypted): Keys<'_>,
-    next_piece: impl FnMut() -> std::io::Result<Option<P>>,
-    work: &(impl Fn(P, &Job<'_>) -> Option<Done> + Sync),
+    next_piece: impl FnMut() -> std::io::Result<Option<P>> + Send,
+    work: &(impl Fn(usize, P, &Job<'_>) -> Option<Done> + Sync),
     discard: &(impl Fn(P) + Sync),
 ) -> Option<EncryptedPieces> {
     if selector.uses_comments() {
@@ -1007,25 +1341,27 @@ fn encrypt_pieces<P: Send>(
         return None;
     }
     let kind = format.kind();
-    let mut asm = Assembler::new(format, output_hint, mac_only_encrypted, false);
+    // Any worker may end up with the whole output.
+    let slots = Slots::new(slot_count(kind), output_hint, false);
+    let mut asm = Assembler::new(format, output_hint, &slots, mac_only_encrypted, false);
     let print = WorkerPrint::of(&asm.output.printer);
     let job = Job {
         kind,
         print: &print,
+        slots: &slots,
         cipher,
         selector,
         mac_only_encrypted,
     };
     // One piece ahead: the output is held in memory, so the pieces in
     // flight are what keeps encrypt within 4× the input (about 3.7× here).
-    let pieces = run_pieces(1, next_piece, &|piece| work(piece, &job), discard, |mut done: Done| {
-        asm.accept(&mut done)
-    })?;
+    let work = |slot, piece| work(slot, piece, &job);
+    let pieces = run_pieces(1, next_piece, &work, discard, |mut done: Done| asm.accept(&mut done))?;
     if pieces == 0 {
         return None;
     }
     Some(EncryptedPieces {
-        printer: asm.take_printer(),
+        printer: asm.take_printer(slots),
         mac: mac_hex(asm.hash.finish()?),
         warnings: asm.warnings,
         pieces,
@@ -1255,21 +1591,19 @@ impl Drop for Plain {
     }
 }
 
-/// A dotenv piece decrypted straight from its lines ([`dotenv_lines`]).
-fn decrypt_dotenv(piece: &[u8], lines: &LineCrypt<'_>) -> Option<Plain> {
-    // Plaintext is under half the encrypted size (`LineCrypt` makes room
-    // for more, wiping, if needed).
-    let mut done = Plain(Done {
+/// A dotenv piece decrypted straight from its lines ([`dotenv_lines`])
+/// into the buffer of worker `slot` (which wipes it).
+fn decrypt_dotenv(piece: &[u8], lines: &LineCrypt<'_>, slots: &Slots, slot: usize) -> Option<Plain> {
+    // Plaintext is under half the encrypted size.
+    let mut mac_input = WipedBytes::with_capacity(piece.len() / 2);
+    let (range, warned) = slots.print(slot, |out| lines.decrypt(piece, out, &mut mac_input))?;
+    Some(Plain(Done {
         items: Branch::default(),
-        mac_input: WipedBytes::with_capacity(piece.len() / 2),
-        warnings: Vec::new(),
-        printed: Some(Vec::with_capacity(piece.len() / 2)),
-    });
-    let Done { mac_input, printed, .. } = &mut done.0;
-    let printed = printed.as_mut().expect("set above");
-    let warned = lines.decrypt(piece, printed, mac_input)?;
-    done.0.warnings = vec![crate::crypt::POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warned];
-    Some(done)
+        mac_input,
+        warnings: vec![crate::crypt::POSSIBLY_UNENCRYPTED_COMMENT.to_string(); warned],
+        printed: None,
+        span: Some((slot, range)),
+    }))
 }
 
 thread_local! {
@@ -1278,10 +1612,17 @@ thread_local! {
 }
 
 /// Decrypt and print one piece, copied out of the input (JSON: with its
-/// braces).
-fn decrypt_own_piece(piece: &[u8], kind: Kind, lines: &LineCrypt<'_>, print: &WorkerPrint) -> Option<Plain> {
+/// braces), on worker `slot`.
+fn decrypt_own_piece(
+    piece: &[u8],
+    kind: Kind,
+    lines: &LineCrypt<'_>,
+    print: &WorkerPrint,
+    slots: &Slots,
+    slot: usize,
+) -> Option<Plain> {
     if kind == Kind::Dotenv {
-        return decrypt_dotenv(piece, lines);
+        return decrypt_dotenv(piece, lines, slots, slot);
     }
     let items = load_piece(kind, piece)?;
     let mut done = Plain(Done {
@@ -1289,6 +1630,7 @@ fn decrypt_own_piece(piece: &[u8], kind: Kind, lines: &LineCrypt<'_>, print: &Wo
         mac_input: WipedBytes::with_capacity(piece.len() / 2),
         warnings: Vec::new(),
         printed: None,
+        span: None,
     });
     let Done { items, mac_input, .. } = &mut done.0;
     done.0.warnings = decrypt_piece(items, lines.cipher, lines.selector, lines.mac_only_encrypted, mac_input).ok()?;
@@ -1304,8 +1646,12 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         return None;
     }
     let mac_only = file.metadata.mac_only_encrypted;
-    // Plaintext is under half the encrypted size.
-    let mut asm = Assembler::new(format, file.input.len() / 2, mac_only, true);
+    // Plaintext is under half the encrypted size; any worker may end up
+    // with all of it (dotenv: and `LineCrypt` asks for room for twice a
+    // line's size at a time).
+    let output_hint = file.input.len() / 2;
+    let slots = Slots::new(slot_count(file.kind), output_hint + 2 * file.piece_bytes, true);
+    let mut asm = Assembler::new(format, output_hint, &slots, mac_only, true);
     let print = WorkerPrint::of(&asm.output.printer);
     let json = file.kind == Kind::Json;
     let mut cuts = DataCuts {
@@ -1330,7 +1676,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
     // input may be a mapping of a file that another process changes, and a
     // copy cannot change between a check and the use it allows. The copy
     // is ciphertext; each worker reuses its buffer.
-    let work = |(index, range): (usize, Range<usize>)| {
+    let work = |slot, (index, range): (usize, Range<usize>)| {
         PIECE.with_borrow_mut(|piece| {
             let cut = SlicePiece {
                 range,
@@ -1339,7 +1685,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
             };
             let several = file.data_end > file.piece_bytes;
             copy_piece(piece, file.input, &cut, file.piece_bytes, several);
-            decrypt_own_piece(piece, file.kind, &lines, &print)
+            decrypt_own_piece(piece, file.kind, &lines, &print, &slots, slot)
         })
     };
     // Each piece's plaintext tree is wiped when `Plain` drops, printed or not.
@@ -1360,7 +1706,7 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         pieces.filter(|_| valid)
     })?;
     let output = Printed {
-        parts: asm.take_printer().finish(),
+        parts: asm.take_printer(slots).finish(),
         // `LineCrypt::decrypt` wipes what it cuts back.
         wipe: if file.kind == Kind::Dotenv {
             Wipe::Written
@@ -1402,7 +1748,7 @@ mod tests {
         }
     }
 
-    fn yaml_in<R: Read>(
+    fn yaml_in<R: Read + Send>(
         input: R,
         piece_bytes: usize,
         cipher: &ValueCipher,
@@ -1584,6 +1930,91 @@ mod tests {
         .expect("selector");
         assert!(yaml_in(body.as_bytes(), 64, &cipher, &comments).is_none());
         assert!(yaml_in(body.as_bytes(), 64, &cipher, &selector).is_some());
+    }
+
+    /// `run_pieces` over `count` pieces whose work takes a random while (a
+    /// long one now and then) and fails at `fail_at`: what `accept` saw, in order, the result, and the
+    /// most pieces ever taken but not accepted.
+    fn run_numbers(
+        count: usize,
+        fail_at: Option<usize>,
+        ahead: usize,
+        seed: u64,
+    ) -> (Vec<usize>, Option<usize>, usize) {
+        use std::sync::atomic::AtomicUsize;
+        let taken = AtomicUsize::new(0);
+        let accepted = AtomicUsize::new(0);
+        let most_open = AtomicUsize::new(0);
+        let next = Mutex::new(0usize);
+        let next_piece = || {
+            let mut n = next.lock().expect("not poisoned");
+            if *n == count {
+                return Ok(None);
+            }
+            *n += 1;
+            let open = taken.fetch_add(1, Ordering::SeqCst) + 1 - accepted.load(Ordering::SeqCst);
+            most_open.fetch_max(open, Ordering::SeqCst);
+            Ok(Some(*n - 1))
+        };
+        let work = |_slot: usize, piece: usize| {
+            let mut rng = Rng(seed ^ (piece as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Now and then a piece takes long, and the others run ahead.
+            let micros = if rng.below(8) == 0 { 2000 } else { rng.below(100) };
+            std::thread::sleep(std::time::Duration::from_micros(micros as u64));
+            (Some(piece) != fail_at).then_some(piece)
+        };
+        let mut seen = Vec::new();
+        let result = run_pieces(ahead, next_piece, &work, &|_| {}, |piece| {
+            seen.push(piece);
+            accepted.fetch_add(1, Ordering::SeqCst);
+            true
+        });
+        (seen, result, most_open.into_inner())
+    }
+
+    #[test]
+    fn pieces_are_accepted_in_order_within_the_window() {
+        let window = worker_threads() + 2;
+        for seed in 1..6 {
+            let (seen, result, most_open) = run_numbers(60, None, 2, seed);
+            assert_eq!(seen, (0..60).collect::<Vec<_>>(), "seed {seed}");
+            assert_eq!(result, Some(60));
+            assert!(most_open <= window, "{most_open} pieces open, window {window}");
+        }
+        assert_eq!(run_numbers(0, None, 1, 1), (Vec::new(), Some(0), 0));
+    }
+
+    #[test]
+    fn a_failed_piece_stops_the_run_before_it_is_accepted() {
+        for (seed, fail_at) in [(1, 0), (2, 7), (3, 59)] {
+            let (seen, result, _) = run_numbers(60, Some(fail_at), 1, seed);
+            assert_eq!(result, None, "seed {seed}");
+            assert_eq!(seen, (0..fail_at).collect::<Vec<_>>(), "seed {seed}");
+        }
+        // A refused piece stops it the same way.
+        let count = Mutex::new(0);
+        let next_piece = || {
+            let mut n = count.lock().expect("not poisoned");
+            *n += 1;
+            Ok((*n <= 20).then_some(*n))
+        };
+        let mut accepted = 0;
+        let result = run_pieces(1, next_piece, &|_, p| Some(p), &|_| {}, |p| {
+            accepted += 1;
+            p != 5
+        });
+        assert_eq!((result, accepted), (None, 5));
+        // So does a read error; what was read before it is not all.
+        let count = Mutex::new(0);
+        let next_piece = || {
+            let mut n = count.lock().expect("not poisoned");
+            *n += 1;
+            if *n == 9 {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            Ok(Some(*n))
+        };
+        assert_eq!(run_pieces(1, next_piece, &|_, p| Some(p), &|_| {}, |_| true), None);
     }
 
     /// A read error part way leaves the file to the whole-tree path.
