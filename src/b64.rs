@@ -18,10 +18,16 @@ pub const fn encoded_len(n: usize) -> usize {
 
 /// Append the padded base64 of `data` to `out`.
 pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
+    let len = encoded_len(data.len());
+    out.reserve(len);
     let start = out.len();
-    out.resize(start + encoded_len(data.len()), 0);
-    let written = STANDARD.encode(data, Out::from_slice(&mut out[start..])).len();
-    debug_assert_eq!(written, encoded_len(data.len()));
+    // Written in place, not zeroed first (a memset per field).
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let written = STANDARD.encode(data, Out::from_uninit_slice(spare)).len();
+    debug_assert_eq!(written, len);
+    // SAFETY: `encode` initialised the first `written` bytes of the spare
+    // capacity (it returns the slice it wrote).
+    unsafe { out.set_len(start + written) };
 }
 
 /// Decode canonical padded base64 into the start of `out` and return the
