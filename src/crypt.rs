@@ -476,10 +476,7 @@ fn thread_count(jobs: usize) -> usize {
     if jobs < PARALLEL_MIN_JOBS {
         return 1;
     }
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, MAX_THREADS)
+    crate::cpus::available().clamp(1, MAX_THREADS)
 }
 
 /// Rough count of the leaves of a document, to decide on threads before walking.

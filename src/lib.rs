@@ -8,6 +8,7 @@ pub mod b64;
 pub mod bigbuf;
 pub mod cipher;
 pub mod config;
+pub mod cpus;
 pub mod crypt;
 mod gcm;
 pub mod gofmt;

@@ -955,9 +955,7 @@ impl Assembler {
 /// How many threads [`run_pieces`] works on at most, the calling thread
 /// included.
 fn worker_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS)
+    crate::cpus::available().min(MAX_THREADS)
 }
 
 /// Where the pieces come from, and how many were taken.

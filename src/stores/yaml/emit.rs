@@ -1734,9 +1734,7 @@ const MAX_PIECES: usize = 8;
 /// [`piece_cuts`]); the first piece streams, the others are buffered.
 pub fn emit_documents_to(branches: &[Branch], indent: usize, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     if let [only] = branches {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_PIECES);
+        let threads = crate::cpus::available().min(MAX_PIECES);
         if threads > 1 && scalar_bytes(&only.0, PIECES_MIN_BYTES) >= PIECES_MIN_BYTES {
             let cuts = piece_cuts(&only.0, threads);
             if !cuts.is_empty() {

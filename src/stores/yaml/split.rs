@@ -162,9 +162,7 @@ pub fn load(data: &[u8]) -> Option<Vec<Branch>> {
     if data.len() < PARALLEL_MIN_BYTES {
         return None;
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_PIECES);
+    let threads = crate::cpus::available().min(MAX_PIECES);
     if threads < 2 {
         return None;
     }
