@@ -381,6 +381,19 @@ fn large_dotenv_encrypt_errors_match_sops() {
     for (what, content) in &cases {
         encrypt_fails_alike(&s, "env", what, content);
     }
+    // A key that cannot be wrapped (wrapped beside the pieces): the parse
+    // error still comes first on a bad file, the key error on a good one.
+    let bad_pgp = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF";
+    let bad = s.write("bad-and-unwrappable.env", cases[1].1.as_bytes());
+    let good = s.write("good-but-unwrappable.env", body.as_bytes());
+    for (what, f) in [("bad file, bad key", &bad), ("good file, bad key", &good)] {
+        let args = ["encrypt", "--age", &s.recipient, "--pgp", bad_pgp, f.to_str().unwrap()];
+        let out = both_fail_alike(&s, &args, what);
+        assert!(out.stdout.is_empty(), "{what}: output written before the error");
+        let err = text(&out.stderr);
+        assert_eq!(err.contains("Error unmarshalling file"), f == &bad, "{what}: {err}");
+        assert_eq!(err.contains("Could not generate data key"), f == &good, "{what}: {err}");
+    }
 }
 
 /// Flip one base64 character of the `data:` field of the last `ENC[` that
