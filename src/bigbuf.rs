@@ -219,6 +219,11 @@ mod tests {
         (0..len).all(|i| *ptr.add(i) == (i % 251) as u8 ^ seed)
     }
 
+    /// The layout of a byte buffer of `size` bytes.
+    fn layout(size: usize) -> Layout {
+        Layout::from_size_align(size, 1).unwrap()
+    }
+
     /// The kernel's flags for the mapping that holds `ptr` (`VmFlags` in
     /// /proc/self/smaps).
     fn vm_flags(ptr: *const u8) -> String {
@@ -247,7 +252,6 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn large_blocks_are_aligned_advised_and_keep_their_bytes() {
         let a = Allocator;
-        let layout = |size| Layout::from_size_align(size, 1).unwrap();
         unsafe {
             // Small, then large (moved to a mapping), grown, shrunk, small.
             let mut p = a.alloc(layout(1000));
@@ -276,7 +280,6 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn a_large_block_that_cannot_grow_in_place_moves_whole() {
         let a = Allocator;
-        let layout = |size| Layout::from_size_align(size, 1).unwrap();
         unsafe {
             // A block with a page of our own just after it. (Another
             // test's thread may map the page first: then try a new block,
