@@ -192,8 +192,11 @@ impl Drop for StashKey {
 /// A keyed AES-GCM instance for one file, plus the optional IV stash that
 /// lets re-encryption keep unchanged values byte-identical.
 pub struct ValueCipher {
-    gcm: Gcm32,
-    /// The same cipher with a faster GHASH, where the CPU allows.
+    /// The `aes-gcm` crate's cipher, made when first needed: where
+    /// [`Self::fast`] exists it never is (its CPU detection costs the
+    /// start of a run a few CPUID traps in a VM).
+    gcm: std::sync::OnceLock<Gcm32>,
+    /// The same cipher with AES-NI and a faster GHASH, where the CPU allows.
     fast: Option<crate::gcm::Gcm32>,
     key: DataKey,
     stash: Option<HashMap<StashKey, [u8; IV_LEN]>>,
@@ -202,11 +205,16 @@ pub struct ValueCipher {
 impl ValueCipher {
     pub fn new(key: &DataKey) -> ValueCipher {
         ValueCipher {
-            gcm: Gcm32::new(GenericArray::from_slice(key.as_bytes())),
+            gcm: std::sync::OnceLock::new(),
             fast: crate::gcm::Gcm32::new(key.as_bytes()),
             key: key.clone(),
             stash: None,
         }
+    }
+
+    fn crate_gcm(&self) -> &Gcm32 {
+        self.gcm
+            .get_or_init(|| Gcm32::new(GenericArray::from_slice(self.key.as_bytes())))
     }
 
     /// Remember the IV of every value decrypted from now on.
@@ -284,7 +292,7 @@ impl ValueCipher {
         let tag: [u8; TAG_LEN] = match &self.fast {
             Some(fast) => fast.encrypt(iv, aad, buf),
             None => self
-                .gcm
+                .crate_gcm()
                 .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, buf)
                 .expect("AES-GCM encryption only fails for inputs larger than 64 GiB")
                 .into(),
@@ -402,7 +410,7 @@ impl ValueCipher {
         let tag = GenericArray::from_slice(tag);
         match iv.len() {
             IV_LEN => self
-                .gcm
+                .crate_gcm()
                 .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data, tag)
                 .map_err(|_| CipherError::Authentication)?,
             12 => Gcm12::new(GenericArray::from_slice(self.key.as_bytes()))
@@ -646,13 +654,13 @@ mod tests {
         ("2026-11-28T17:28:35Z", "EDF2AAC8AF7020081328B6E2D0F9D6787CFD2B81B30BFDF8BD3BB354C1C18629D0FAEDC721C3902E8CB55FF528E314528A3955CD36B1AFD516B27BF63813D69F", "str", "ENC[AES256_GCM,data:PQWVF60uJYkWcP+Gi0S5NTUKJoY8c0F/Dm9qLpKDB50c4nr3VC43ayTFgIKfetr5tlYLqSctw2GqvWSrMG+83snFUoe1wYtSYdTLf0TkWEO1t41tZixCC59N0kDhvuGabqvo+1XJ0IkDK4EUDSlsLwpB7CYE9Cmo0sEZFMGOfeA=,iv:+A0elNbIuvwMwNR6wWGIaLDHPrUX59PY3QJVYBNwyHM=,tag:Kc0YSDspFTdEfvIiHbQcjw==,type:str]"),
     ];
 
-    /// The cipher as built here (with the folding GHASH where the CPU has
-    /// PCLMULQDQ) and with the `aes-gcm` crate only, as on other CPUs.
+    /// The cipher as built here (AES-NI and the folding GHASH where the
+    /// CPU has them) and with the `aes-gcm` crate only, as on other CPUs.
     fn both_ciphers(key: &DataKey) -> [ValueCipher; 2] {
         let fast = ValueCipher::new(key);
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("pclmulqdq") {
-            assert!(fast.fast.is_some(), "the folding GHASH is not in use");
+        if is_x86_feature_detected!("pclmulqdq") && is_x86_feature_detected!("aes") {
+            assert!(fast.fast.is_some(), "AES-NI and the folding GHASH are not in use");
         }
         let mut crate_only = ValueCipher::new(key);
         crate_only.fast = None;
