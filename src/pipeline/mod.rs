@@ -424,6 +424,18 @@ fn line_cut(buf: &[u8], from: usize, any_line: bool) -> (Option<usize>, usize) {
     (None, pos)
 }
 
+/// The smallest piece [`tapered`] cuts.
+const MIN_PIECE_BYTES: usize = 16 * 1024;
+
+/// How far past its start the next piece of an input held in memory is
+/// cut, with `remaining` bytes left: `piece_bytes` until the last few,
+/// which shrink to a quarter of what is left. The threads then run out of
+/// work at about the same time, and the last piece, whose MAC input is
+/// hashed after everything else is done, is small.
+fn tapered(remaining: usize, piece_bytes: usize) -> usize {
+    (remaining / 4).clamp(MIN_PIECE_BYTES.min(piece_bytes), piece_bytes)
+}
+
 /// Cuts a plaintext input held in memory (a mapped file) as
 /// [`PieceReader`] cuts what it reads, into ranges the workers copy out.
 struct SliceCuts<'a> {
@@ -447,7 +459,7 @@ impl SliceCuts<'_> {
         if start >= input.len() {
             return None;
         }
-        let min_cut = start.saturating_add(self.piece_bytes);
+        let min_cut = start.saturating_add(tapered(input.len() - start, self.piece_bytes));
         let piece = match &mut self.cutter {
             Cutter::Yaml | Cutter::Lines if min_cut < input.len() => {
                 let any_line = matches!(self.cutter, Cutter::Lines);
@@ -1422,6 +1434,7 @@ impl DataCuts<'_, '_> {
             return Ok(None);
         }
         let start = self.start;
+        let piece_bytes = tapered(data_end.saturating_sub(start), piece_bytes);
         if kind == Kind::Json {
             let min_cut = (start + piece_bytes).min(data_end);
             let (cut, next) = self.members.scan(&input[..=data_end], self.scanned, min_cut);
@@ -1731,6 +1744,42 @@ mod tests {
     use crate::sopsfile::{self, StoreSettings};
     use crate::stores::Format;
     use crate::testutil::{corpus_files, generated_document, Rng};
+
+    /// A mapped dotenv file of 1.1 MB is cut into full pieces and then
+    /// shrinking ones, none under the minimum but the rest, and the pieces
+    /// cover the file; small piece sizes (the tests' many-piece runs) are
+    /// not tapered.
+    #[test]
+    fn the_last_pieces_of_a_mapped_input_shrink() {
+        let line = b"KEY=0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\n";
+        let input: Vec<u8> = line.iter().copied().cycle().take(line.len() * 14_000).collect();
+        let mut cuts = SliceCuts {
+            input: &input,
+            cutter: Cutter::Lines,
+            piece_bytes: PIECE_BYTES,
+            start: 0,
+        };
+        let mut lens = Vec::new();
+        while let Some(piece) = cuts.next_piece() {
+            assert_eq!(piece.range.start, lens.iter().sum::<usize>());
+            lens.push(piece.range.len());
+        }
+        assert_eq!(lens.iter().sum::<usize>(), input.len());
+        let (last, body) = lens.split_last().unwrap();
+        assert!(body
+            .iter()
+            .all(|&n| (MIN_PIECE_BYTES..PIECE_BYTES + line.len()).contains(&n)));
+        assert!(*last <= MIN_PIECE_BYTES + line.len(), "{lens:?}");
+        assert!(
+            lens[0] >= PIECE_BYTES && lens[lens.len() - 3] < PIECE_BYTES / 2,
+            "{lens:?}"
+        );
+        assert!(lens.windows(2).skip(1).all(|w| w[1] <= w[0]), "{lens:?}");
+        for piece_bytes in [64, 4096] {
+            assert_eq!(tapered(100, piece_bytes), piece_bytes);
+            assert_eq!(tapered(1 << 20, piece_bytes), piece_bytes);
+        }
+    }
 
     fn metadata(spec: &SelectorSpec, mac_only_encrypted: bool) -> Metadata {
         Metadata {
