@@ -12,10 +12,179 @@
 
 use crate::cipher::{plaintext_bytes, value_from_plaintext, ValueCipher};
 use crate::policy::Selector;
-use crate::stores::dotenv::{lines, parse_line, push_escaped, unescaped, value_to_string, Line};
+use crate::stores::dotenv::{push_escaped, unescaped, value_to_string, Line};
 use crate::swar::{eq_mask, HI};
 use crate::tree::{reserve_wiped, wipe_vec, Value};
+use std::ops::Range;
 use zeroize::{Zeroize, Zeroizing};
+
+/// A dotenv line as [`crate::stores::dotenv::parse_line`] reads it, and
+/// whether an entry's value has a `\` (to unescape).
+struct Scanned<'a> {
+    line: Line<'a>,
+    /// The line's length in bytes.
+    len: usize,
+    value_has_backslash: bool,
+}
+
+/// The lines of a piece, split on `\n` as [`crate::stores::dotenv::lines`]
+/// splits them (the text after the last newline is a line too), each
+/// parsed as [`crate::stores::dotenv::parse_line`] parses it (`None`: a
+/// line with no `=`). One pass over 64 bytes at a time marks the newlines,
+/// `=` and `\` in bit masks, and each line is read from the masks: the
+/// three searches per line it replaces were calls of their own over the
+/// same bytes.
+struct LineScanner<'a> {
+    input: &'a [u8],
+    /// Where the next line starts.
+    pos: usize,
+    /// The 64-byte block the masks are of.
+    base: usize,
+    newlines: u64,
+    equals: u64,
+    backslashes: u64,
+    done: bool,
+}
+
+impl<'a> LineScanner<'a> {
+    fn new(input: &'a [u8]) -> LineScanner<'a> {
+        let mut scanner = LineScanner {
+            input,
+            pos: 0,
+            base: 0,
+            newlines: 0,
+            equals: 0,
+            backslashes: 0,
+            done: false,
+        };
+        scanner.mark();
+        scanner
+    }
+
+    /// The masks of the block at `base` (zeros past the end mark nothing).
+    fn mark(&mut self) {
+        let rest = &self.input[self.base.min(self.input.len())..];
+        let block: &[u8; 64] = match rest.first_chunk::<64>() {
+            Some(block) => block,
+            None => {
+                let mut padded = [0u8; 64];
+                padded[..rest.len()].copy_from_slice(rest);
+                (self.newlines, self.equals, self.backslashes) = masks(&padded);
+                return;
+            }
+        };
+        (self.newlines, self.equals, self.backslashes) = masks(block);
+    }
+
+    /// The next line: where it is, where its first `=` is, and whether a
+    /// `\` follows that `=` in it.
+    fn next_span(&mut self) -> Option<(Range<usize>, Option<usize>, bool)> {
+        if self.done {
+            return None;
+        }
+        let start = self.pos;
+        let mut equals = None;
+        let mut backslash = false;
+        loop {
+            while self.pos - self.base >= 64 {
+                self.base += 64;
+                self.mark();
+            }
+            let from = !0u64 << (self.pos - self.base);
+            let newline = self.newlines & from;
+            // The bits of this block that belong to the line.
+            let line = from & newline.wrapping_sub(1) & !newline | if newline == 0 { from } else { 0 };
+            if equals.is_none() {
+                let eq = self.equals & line;
+                if eq != 0 {
+                    let at = eq.trailing_zeros();
+                    equals = Some(self.base + at as usize);
+                    // Backslashes after it (shifting by 64 leaves none).
+                    backslash |= self.backslashes & line & (!0u64).checked_shl(at + 1).unwrap_or(0) != 0;
+                }
+            } else {
+                backslash |= self.backslashes & line != 0;
+            }
+            if newline != 0 {
+                let end = self.base + newline.trailing_zeros() as usize;
+                self.pos = end + 1;
+                return Some((start..end, equals, backslash));
+            }
+            if self.base + 64 >= self.input.len() {
+                self.done = true;
+                return Some((start..self.input.len(), equals, backslash));
+            }
+            self.pos = self.base + 64;
+        }
+    }
+}
+
+impl<'a> Iterator for LineScanner<'a> {
+    type Item = Option<Scanned<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (span, equals, value_has_backslash) = self.next_span()?;
+        let input = self.input;
+        let line = &input[span.clone()];
+        Some(Some(if line.is_empty() {
+            Scanned {
+                line: Line::Blank,
+                len: 0,
+                value_has_backslash: false,
+            }
+        } else if line[0] == b'#' {
+            Scanned {
+                line: Line::Comment(&line[1..]),
+                len: line.len(),
+                value_has_backslash: false,
+            }
+        } else {
+            let Some(eq) = equals else { return Some(None) };
+            Scanned {
+                line: Line::Entry {
+                    key: &input[span.start..eq],
+                    value: &input[eq + 1..span.end],
+                },
+                len: line.len(),
+                value_has_backslash,
+            }
+        }))
+    }
+}
+
+/// Bit i of each mask: byte i of `block` is `\n`, `=`, `\`.
+#[cfg(target_arch = "x86_64")]
+fn masks(block: &[u8; 64]) -> (u64, u64, u64) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86-64; the four loads are within `block`.
+    unsafe {
+        let (nl, eq, bs) = (
+            _mm_set1_epi8(b'\n' as i8),
+            _mm_set1_epi8(b'=' as i8),
+            _mm_set1_epi8(b'\\' as i8),
+        );
+        let mut masks = (0u64, 0u64, 0u64);
+        for i in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * i).cast());
+            let bit = |m: __m128i| u64::from(_mm_movemask_epi8(m) as u16) << (16 * i);
+            masks.0 |= bit(_mm_cmpeq_epi8(v, nl));
+            masks.1 |= bit(_mm_cmpeq_epi8(v, eq));
+            masks.2 |= bit(_mm_cmpeq_epi8(v, bs));
+        }
+        masks
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn masks(block: &[u8; 64]) -> (u64, u64, u64) {
+    let mut masks = (0u64, 0u64, 0u64);
+    for (i, &b) in block.iter().enumerate() {
+        masks.0 |= u64::from(b == b'\n') << i;
+        masks.1 |= u64::from(b == b'=') << i;
+        masks.2 |= u64::from(b == b'\\') << i;
+    }
+    masks
+}
 
 /// The cipher settings of one file.
 pub(super) struct LineCrypt<'a> {
@@ -84,11 +253,13 @@ impl LineCrypt<'_> {
         let encrypt_comments = self.selector.should_encrypt(false, &[], true);
         let mut aad = Vec::with_capacity(64);
         let mut scratch = Zeroizing::new(Vec::new());
-        for line in lines(piece) {
-            // Room for the plaintext this line can add (see `reserve_wiped`).
-            reserve_wiped(mac_input, line.len());
-            reserve_wiped(&mut scratch, line.len());
-            match parse_line(line)? {
+        for scanned in LineScanner::new(piece) {
+            let Scanned {
+                line,
+                value_has_backslash,
+                ..
+            } = scanned?;
+            match line {
                 Line::Blank => {}
                 Line::Comment(text) => {
                     std::str::from_utf8(text).ok()?;
@@ -104,8 +275,16 @@ impl LineCrypt<'_> {
                 Line::Entry { key, value } => {
                     let key = entry_key(key)?;
                     let encrypted = self.encrypts(key);
-                    let plain = unescaped(value, &mut scratch);
+                    let plain = if value_has_backslash {
+                        // Room for the plaintext (see `reserve_wiped`): an
+                        // unescaped value is no longer than its text.
+                        reserve_wiped(&mut scratch, value.len());
+                        unescaped(value, &mut scratch)
+                    } else {
+                        value
+                    };
                     if encrypted || !self.mac_only_encrypted {
+                        reserve_wiped(mac_input, plain.len());
                         mac_input.extend_from_slice(plain);
                     }
                     out.extend_from_slice(key.as_bytes());
@@ -134,15 +313,16 @@ impl LineCrypt<'_> {
         let mut warned = 0;
         let mut aad = Vec::with_capacity(64);
         let mut scratch = Zeroizing::new(Vec::new());
-        for line in lines(piece) {
+        for scanned in LineScanner::new(piece) {
+            let Scanned { line, len, .. } = scanned?;
             // Room for what this line can add, so that plaintext is never
             // left behind by a reallocation (see `reserve_wiped`): a
             // decrypted value is shorter than its text, and at most doubles
             // when its newlines are escaped.
-            reserve_wiped(out, 2 * line.len() + 2);
-            reserve_wiped(mac_input, line.len());
-            reserve_wiped(&mut scratch, line.len());
-            match parse_line(line)? {
+            reserve_wiped(out, 2 * len + 2);
+            reserve_wiped(mac_input, len);
+            reserve_wiped(&mut scratch, len);
+            match line {
                 Line::Blank => {}
                 Line::Comment(text) => {
                     let text = std::str::from_utf8(text).ok()?;
@@ -236,6 +416,58 @@ impl LineCrypt<'_> {
 mod tests {
     use super::*;
     use crate::testutil::Rng;
+
+    /// The scanner reads the same lines as `lines` and `parse_line`, with
+    /// the backslash flag of `memchr`, on random text dense in the bytes it
+    /// marks and lines that cross its 64-byte blocks, ending with and
+    /// without a newline.
+    #[test]
+    fn scanner_agrees_with_lines_and_parse_line() {
+        use crate::stores::dotenv::{lines, parse_line};
+        let mut rng = Rng(0x11E5_CA77);
+        for round in 0..4000 {
+            let len = if round % 3 == 0 { rng.below(400) } else { rng.below(70) };
+            // Every other round, long lines: `=` and `\` in other blocks.
+            let spread = if round % 2 == 0 { 12 } else { 160 };
+            let input: Vec<u8> = (0..len)
+                .map(|_| match rng.below(spread) {
+                    0 | 1 => b'\n',
+                    2 => b'=',
+                    3 => b'\\',
+                    4 => b'#',
+                    5 => 0,
+                    6 => 0xff,
+                    _ => b'a' + rng.below(26) as u8,
+                })
+                .collect();
+            // (kind, key or text, value, backslash in the value)
+            type Parts<'a> = Option<(u8, &'a [u8], &'a [u8], bool)>;
+            fn parts(line: Line<'_>) -> (u8, &[u8], &[u8]) {
+                match line {
+                    Line::Blank => (0, b"", b""),
+                    Line::Comment(text) => (1, text, b""),
+                    Line::Entry { key, value } => (2, key, value),
+                }
+            }
+            let expected: Vec<Parts<'_>> = lines(&input)
+                .map(|line| {
+                    parse_line(line).map(|parsed| {
+                        let (kind, a, b) = parts(parsed);
+                        (kind, a, b, kind == 2 && b.contains(&b'\\'))
+                    })
+                })
+                .collect();
+            let scanned: Vec<Parts<'_>> = LineScanner::new(&input)
+                .map(|s| {
+                    s.map(|s| {
+                        let (kind, a, b) = parts(s.line);
+                        (kind, a, b, s.value_has_backslash)
+                    })
+                })
+                .collect();
+            assert_eq!(scanned, expected, "{:?}", String::from_utf8_lossy(&input));
+        }
+    }
 
     #[test]
     fn ascii_check_agrees_with_the_plain_one() {
