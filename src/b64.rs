@@ -22,12 +22,12 @@ pub const fn encoded_len(n: usize) -> usize {
 /// Append the padded base64 of `data` to `out`.
 pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
     let len = encoded_len(data.len());
-    // The vector encoders store sixteen characters at a time, up to
-    // [`SLACK`] past the end, into spare capacity that stays spare.
-    out.reserve(len + SLACK);
+    // Exactly: callers size their buffers with `encoded_len`, and more
+    // would make each value's string grow (a reallocation per value).
+    out.reserve(len);
     let start = out.len();
     let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-    // SAFETY: `dst` has room for `len + SLACK` bytes.
+    // SAFETY: `dst` has room for `len` bytes.
     unsafe {
         #[cfg(target_arch = "x86_64")]
         if data.len() >= 16 && std::arch::is_x86_feature_detected!("ssse3") {
@@ -45,9 +45,6 @@ pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
     // SAFETY: the encoder initialised the `len` bytes after `start`.
     unsafe { out.set_len(start + len) };
 }
-
-/// Room past the encoded length that the vector encoders may write to.
-const SLACK: usize = 16;
 
 /// Encode `data` to `dst`.
 ///
@@ -183,7 +180,9 @@ mod simd {
 
     /// The last 4–15 bytes of `data` (at least sixteen long) from `i` on,
     /// then the padding: read as the sixteen bytes that end `data`, moved
-    /// down and zero-filled, so nothing outside `data` is read.
+    /// down and zero-filled, so nothing outside `data` is read; written
+    /// through a stack buffer, four characters at a time, so nothing past
+    /// the encoded length is written either.
     #[inline]
     #[target_feature(enable = "ssse3")]
     unsafe fn encode_tail(data: &[u8], mut i: usize, mut at: *mut u8) {
@@ -191,23 +190,28 @@ mod simd {
         let last16 = _mm_loadu_si128(data.as_ptr().add(n - 16).cast());
         while i < n {
             let shift = _mm_loadu_si128(SHIFT_DOWN.as_ptr().add(i + 16 - n).cast());
-            _mm_storeu_si128(at.cast(), encode12(_mm_shuffle_epi8(last16, shift)));
+            let mut chars = [0u8; 16];
+            _mm_storeu_si128(chars.as_mut_ptr().cast(), encode12(_mm_shuffle_epi8(last16, shift)));
             let take = (n - i).min(12);
             // Zero bits encode as 'A': the characters past the data are
             // padding.
             match take % 3 {
-                1 => at.add(take / 3 * 4 + 2).cast::<[u8; 2]>().write_unaligned(*b"=="),
-                2 => at.add(take / 3 * 4 + 3).write(b'='),
+                1 => chars[take / 3 * 4 + 2..][..2].copy_from_slice(b"=="),
+                2 => chars[take / 3 * 4 + 3] = b'=',
                 _ => {}
             }
+            for quad in chars.chunks_exact(4).take(take.div_ceil(3)) {
+                at.cast::<[u8; 4]>()
+                    .write_unaligned(quad.try_into().expect("chunks of 4"));
+                at = at.add(4);
+            }
             i += take;
-            at = at.add(take.div_ceil(3) * 4);
         }
     }
 
     /// # Safety
     /// The CPU has SSSE3; `data` is at least sixteen bytes; `dst` has room
-    /// for the encoded length of `data` and [`super::SLACK`] more.
+    /// for the encoded length of `data`.
     #[target_feature(enable = "ssse3")]
     pub unsafe fn encode_ssse3(data: &[u8], dst: *mut u8) {
         debug_assert!(data.len() >= 16);
@@ -225,7 +229,7 @@ mod simd {
 
     /// # Safety
     /// The CPU has AVX2; `data` is at least sixteen bytes; `dst` has room
-    /// for the encoded length of `data` and [`super::SLACK`] more.
+    /// for the encoded length of `data`.
     #[target_feature(enable = "avx2")]
     pub unsafe fn encode_avx2(data: &[u8], dst: *mut u8) {
         debug_assert!(data.len() >= 16);
@@ -339,13 +343,13 @@ mod tests {
                     each.push(("avx2", simd::encode_avx2));
                 }
                 for (name, encode) in each {
-                    // A guard byte after the room the encoders may use.
-                    let mut buf = vec![0x5a_u8; n + SLACK + 1];
-                    // SAFETY: `buf` has room for `n + SLACK` bytes; the CPU
-                    // has the features (asserted above).
+                    // A guard byte after the encoded length.
+                    let mut buf = vec![0x5a_u8; n + 1];
+                    // SAFETY: `buf` has room for `n` bytes; the CPU has the
+                    // features (asserted above).
                     unsafe { encode(&data, buf.as_mut_ptr()) };
                     assert_eq!(&buf[..n], expected.as_bytes(), "{name}, len {len}");
-                    assert_eq!(buf[n + SLACK], 0x5a, "{name} wrote past its room, len {len}");
+                    assert_eq!(buf[n], 0x5a, "{name} wrote past the end, len {len}");
                 }
             }
         }

@@ -671,6 +671,22 @@ mod tests {
         ("2026-11-28T17:28:35Z", "EDF2AAC8AF7020081328B6E2D0F9D6787CFD2B81B30BFDF8BD3BB354C1C18629D0FAEDC721C3902E8CB55FF528E314528A3955CD36B1AFD516B27BF63813D69F", "str", "ENC[AES256_GCM,data:PQWVF60uJYkWcP+Gi0S5NTUKJoY8c0F/Dm9qLpKDB50c4nr3VC43ayTFgIKfetr5tlYLqSctw2GqvWSrMG+83snFUoe1wYtSYdTLf0TkWEO1t41tZixCC59N0kDhvuGabqvo+1XJ0IkDK4EUDSlsLwpB7CYE9Cmo0sEZFMGOfeA=,iv:+A0elNbIuvwMwNR6wWGIaLDHPrUX59PY3QJVYBNwyHM=,tag:Kc0YSDspFTdEfvIiHbQcjw==,type:str]"),
     ];
 
+    /// An `ENC[…]` string is built in the room reserved for it at first:
+    /// it never grows (a reallocation and a copy per value), whatever the
+    /// plaintext's length.
+    #[test]
+    fn enc_strings_are_built_without_growing() {
+        let c = ValueCipher::new(&spec_key());
+        for len in 0..300 {
+            let plain = vec![b'x'; len];
+            for typ in ["str", "int", "comment"] {
+                let s = c.encrypt_with_iv(&plain, typ, b"a:", &[7; IV_LEN]);
+                assert_eq!(s.len(), enc_len(len, typ), "len {len}");
+                assert_eq!(s.capacity(), s.len(), "len {len}: the string grew");
+            }
+        }
+    }
+
     /// IVs drawn in batches are each new: none repeats within a thread or
     /// across threads, over several batches.
     #[test]
