@@ -46,6 +46,31 @@ pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
     unsafe { out.set_len(start + len) };
 }
 
+/// The middle of an `ENC[…]` value, appended to `out`:
+/// `,iv:` + the IV's base64 + `,tag:` + the tag's + `,type:`.
+pub fn encode_iv_and_tag(out: &mut Vec<u8>, iv: &[u8; 32], tag: &[u8; 16]) {
+    let mut text = [0u8; IV_AND_TAG + 16];
+    text[..4].copy_from_slice(b",iv:");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") {
+        // SAFETY: the CPU has SSSE3; `text` has room for every store.
+        unsafe { simd::encode_iv_and_tag(&mut text, iv, tag) };
+        out.extend_from_slice(&text[..IV_AND_TAG]);
+        return;
+    }
+    // SAFETY: each field fits where it is written.
+    unsafe {
+        encode_scalar(iv, text[4..].as_mut_ptr());
+        text[48..53].copy_from_slice(b",tag:");
+        encode_scalar(tag, text[53..].as_mut_ptr());
+    }
+    text[77..83].copy_from_slice(b",type:");
+    out.extend_from_slice(&text[..IV_AND_TAG]);
+}
+
+/// `,iv:` (4), 44 characters, `,tag:` (5), 24 characters, `,type:` (6).
+const IV_AND_TAG: usize = 83;
+
 /// Encode `data` to `dst`.
 ///
 /// # Safety
@@ -209,6 +234,31 @@ mod simd {
         }
     }
 
+    /// [`super::encode_iv_and_tag`]'s text after its `,iv:`: the IV as
+    /// twelve, twelve and eight bytes, the tag as twelve and four, each
+    /// zero-filled to a vector; the characters of the zeros are then
+    /// overwritten by the padding and the separators.
+    ///
+    /// # Safety
+    /// The CPU has SSSE3.
+    #[target_feature(enable = "ssse3")]
+    pub unsafe fn encode_iv_and_tag(text: &mut [u8; super::IV_AND_TAG + 16], iv: &[u8; 32], tag: &[u8; 16]) {
+        let at = text.as_mut_ptr();
+        let store = |offset: usize, input: __m128i| _mm_storeu_si128(at.add(offset).cast(), encode12(input));
+        // Twelve of sixteen bytes loaded each time; the last loads take 8
+        // and 4 bytes, zero-extended.
+        store(4, _mm_loadu_si128(iv.as_ptr().cast()));
+        store(20, _mm_loadu_si128(iv.as_ptr().add(12).cast()));
+        store(36, _mm_loadl_epi64(iv.as_ptr().add(24).cast()));
+        text[47] = b'=';
+        text[48..53].copy_from_slice(b",tag:");
+        store(53, _mm_loadu_si128(tag.as_ptr().cast()));
+        let last = u32::from_le_bytes(tag[12..].try_into().expect("4 bytes"));
+        store(69, _mm_cvtsi32_si128(last as i32));
+        text[75..77].copy_from_slice(b"==");
+        text[77..83].copy_from_slice(b",type:");
+    }
+
     /// # Safety
     /// The CPU has SSSE3; `data` is at least sixteen bytes; `dst` has room
     /// for the encoded length of `data`.
@@ -352,6 +402,31 @@ mod tests {
                     assert_eq!(buf[n], 0x5a, "{name} wrote past the end, len {len}");
                 }
             }
+        }
+    }
+
+    /// The IV and tag fields come out as the base64 crate encodes them,
+    /// between the separators, through the vector path and the table.
+    #[test]
+    fn iv_and_tag_fields_match_the_base64_crate() {
+        let mut rng = crate::testutil::Rng(0x1B7A_6001);
+        for round in 0..2000 {
+            let iv: [u8; 32] = std::array::from_fn(|_| if round % 3 == 0 { 0xff } else { rng.below(256) as u8 });
+            let tag: [u8; 16] = std::array::from_fn(|_| if round % 5 == 0 { 0 } else { rng.below(256) as u8 });
+            let expected = format!(",iv:{},tag:{},type:", STANDARD.encode(iv), STANDARD.encode(tag));
+            let mut out = b"ENC[".to_vec();
+            encode_iv_and_tag(&mut out, &iv, &tag);
+            assert_eq!(std::str::from_utf8(&out[4..]).unwrap(), expected);
+            // The table path, as on CPUs without SSSE3.
+            let mut text = [0u8; IV_AND_TAG];
+            text[..4].copy_from_slice(b",iv:");
+            // SAFETY: each field fits where it is written.
+            unsafe {
+                encode_scalar(&iv, text[4..].as_mut_ptr());
+                encode_scalar(&tag, text[53..].as_mut_ptr());
+            }
+            assert_eq!(&text[4..48], &expected.as_bytes()[4..48]);
+            assert_eq!(&text[53..77], &expected.as_bytes()[53..77]);
         }
     }
 

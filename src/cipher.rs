@@ -317,11 +317,7 @@ impl ValueCipher {
         out.reserve(enc_len(buf.len(), typ));
         out.extend_from_slice(PREFIX.as_bytes());
         b64::encode_into(out, buf);
-        out.extend_from_slice(b",iv:");
-        b64::encode_into(out, iv);
-        out.extend_from_slice(b",tag:");
-        b64::encode_into(out, &tag);
-        out.extend_from_slice(b",type:");
+        b64::encode_iv_and_tag(out, iv, &tag);
         out.extend_from_slice(typ.as_bytes());
         out.push(b']');
     }

@@ -297,9 +297,9 @@ mod aesni {
 
 #[cfg(target_arch = "x86_64")]
 mod clmul {
-    //! GHASH computed as POLYVAL (RFC 8452, appendix A): with every block
-    //! byte-swapped and the key H turned into mulX(H'), GHASH_H(X₁ … Xₙ) is
-    //! the byte-swapped POLYVAL over the byte-swapped blocks. POLYVAL's
+    //! GHASH computed as POLYVAL (RFC 8452, appendix A): GHASH_H(X₁ … Xₙ) is
+    //! the byte-swapped POLYVAL, keyed with mulX of the byte-swapped H, over
+    //! the byte-swapped blocks. POLYVAL's
     //! product needs no one-bit shift, and its reduction is two carry-less
     //! multiplications (Gueron, Langley and Lindell's AES-GCM-SIV code).
     //! Products are summed unreduced over up to [`POWERS`] blocks, each
