@@ -109,8 +109,8 @@ mod aesni {
         pub fn encrypt_block(&self, block: &mut [u8; BLOCK]) {
             // SAFETY: an `Aes256` only exists where `new` found AES-NI.
             unsafe {
-                let mut b = [_mm_loadu_si128(block.as_ptr().cast()); 4];
-                encrypt4(&self.keys, &mut b);
+                let mut b = [_mm_loadu_si128(block.as_ptr().cast())];
+                encrypt_n(&self.keys, &mut b);
                 _mm_storeu_si128(block.as_mut_ptr().cast(), b[0]);
             }
         }
@@ -198,12 +198,6 @@ mod aesni {
         }
     }
 
-    #[inline]
-    #[target_feature(enable = "aes,sse2")]
-    unsafe fn encrypt4(keys: &[__m128i; 15], blocks: &mut [__m128i; 4]) {
-        encrypt_n(keys, blocks)
-    }
-
     /// XOR `data` (at most eight blocks) with the keystream blocks.
     #[inline]
     #[target_feature(enable = "sse2")]
@@ -244,7 +238,7 @@ mod aesni {
         let mut blocks: [__m128i; 8] = std::array::from_fn(|k| if k == 0 { j0v } else { counter(k as u32) });
         if n < 4 {
             let mut four = [blocks[0], blocks[1], blocks[2], blocks[3]];
-            encrypt4(keys, &mut four);
+            encrypt_n(keys, &mut four);
             blocks[..4].copy_from_slice(&four);
         } else {
             encrypt_n(keys, &mut blocks);

@@ -92,8 +92,9 @@ impl<'a> LineScanner<'a> {
             }
             let from = !0u64 << (self.pos - self.base);
             let newline = self.newlines & from;
-            // The bits of this block that belong to the line.
-            let line = from & newline.wrapping_sub(1) & !newline | if newline == 0 { from } else { 0 };
+            // The bits of this block that belong to the line: those below
+            // its newline (all of them when there is none).
+            let line = from & newline.wrapping_sub(1) & !newline;
             if equals.is_none() {
                 let eq = self.equals & line;
                 if eq != 0 {
