@@ -1086,9 +1086,8 @@ impl<N, A, D> Run<N, A, D> {
         }
     }
 
-    /// `accepted` pieces are taken on: wake whoever waits for room.
-    fn make_room(&self, accepted: usize) {
-        self.accepted.store(accepted, Ordering::Release);
+    /// Pieces were taken on: wake whoever waits for room.
+    fn wake_waiting(&self) {
         let feed = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
         if feed.waiting > 0 {
             self.room.notify_all();
@@ -1119,13 +1118,14 @@ impl<N, A, D> Run<N, A, D> {
                     break;
                 }
                 if self.room_each_piece {
-                    self.make_room(accepted);
+                    self.accepted.store(accepted, Ordering::Release);
+                    self.wake_waiting();
                 }
             }
             let before = self.accepted.swap(accepted, Ordering::AcqRel);
             drop(accept);
             if accepted > before {
-                self.make_room(accepted);
+                self.wake_waiting();
             }
             // A piece that arrived while this thread held `accept` was left
             // to it by a thread that could not take `accept`.
