@@ -16,11 +16,27 @@ fn main() {
                 .join("build/hot-symbols.txt");
             println!(
                 "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-                list.display()
+                list_named_by_content(&list).display()
             );
             println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
             println!("cargo:rerun-if-changed=build/hot-symbols.txt");
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// A copy of `list` in OUT_DIR whose name carries a hash of its content.
+/// Cargo relinks the executable when its link arguments change, not when a
+/// file they name does: with the same path each time, a regenerated list
+/// took effect only at the next change to the code.
+fn list_named_by_content(list: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read(list).unwrap_or_default();
+    // FNV-1a: a name that changes with the content, nothing more.
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+    let copy = out.join(format!("hot-symbols-{hash:016x}.txt"));
+    std::fs::write(&copy, &text).expect("OUT_DIR is writable");
+    copy
 }
