@@ -303,7 +303,7 @@ fn wrap_error(errs: &[String]) -> CliError {
 /// Inline if no thread can be started, and for one or two age recipients
 /// and nothing else: each takes about 0.2 ms (two X25519 scalar
 /// multiplications), and starting a thread cost more than one (with one
-/// recipient: medium dotenv encrypt × 0.95 inline, tiny YAML × 0.93;
+/// recipient: medium dotenv encrypt × 0.94 inline, tiny YAML × 0.89;
 /// glibc gives the thread an arena of its own on its first allocation).
 fn wrap_beside<T>(
     metadata: &mut Metadata,
