@@ -562,3 +562,47 @@ fn files_over_4_mib_match_sops_both_ways() {
     let problems = compare(&s, "over4mib.env", env.as_bytes(), &[]);
     assert_no_problems(problems, 1);
 }
+
+/// A piecewise encrypt wraps the data key inline for one or two age
+/// recipients and on a thread of its own for more (`wrap_beside`): either
+/// way sops must decrypt the file with each recipient's identity alone,
+/// to what it decrypts from its own encryption of the same file.
+#[test]
+fn piecewise_encrypt_wraps_for_every_recipient() {
+    let s = Scratch::new();
+    let mut env = String::new();
+    for i in 0..12000 {
+        env.push_str(&format!("KEY_{i}=value number {i}\n"));
+    }
+    assert!(env.len() > 300 * 1024, "the dotenv input must go piecewise");
+    let plain = s.write("many.env", env.as_bytes());
+    let plain = plain.to_str().expect("utf8 path");
+    let by_sops = ok(&s.sops(&["encrypt", "--age", &s.recipient, plain]), "sops encrypt");
+    let by_sops = s.write("sops.env", &by_sops);
+    let expected = ok(&s.sops(&["decrypt", by_sops.to_str().expect("utf8")]), "sops decrypt");
+    for count in [2, 3] {
+        let keys: Vec<(PathBuf, String)> = (0..count)
+            .map(|k| {
+                let file = s.path(&format!("key-{count}-{k}.txt"));
+                let recipient = common::new_age_key(&file);
+                (file, recipient)
+            })
+            .collect();
+        let recipients = keys.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(",");
+        let enc = ok(&s.rsops(&["encrypt", "--age", &recipients, plain]), "rsops encrypt");
+        let enc = s.write(&format!("rsops-{count}.env"), &enc);
+        for (file, recipient) in &keys {
+            let out = s
+                .cmd(&common::sops_ref())
+                .env("SOPS_AGE_KEY_FILE", file)
+                .args(["decrypt", enc.to_str().expect("utf8")])
+                .output()
+                .expect("run sops");
+            let got = ok(&out, &format!("sops decrypt with {recipient} of {count}"));
+            assert!(
+                got == expected,
+                "{count} recipients: sops decrypts the file with {recipient}'s identity differently"
+            );
+        }
+    }
+}
