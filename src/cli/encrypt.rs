@@ -254,12 +254,18 @@ fn encrypt_piecewise(
         Format::Dotenv => pipeline::PieceFormat::Dotenv,
         _ => return None,
     };
-    // A file of moderate size is mapped (no copy out of the page cache
-    // into buffers of our own, as `decrypt` maps its input); a large one
-    // is read piece by piece, since a mapping's pages count towards the
-    // memory the run takes (peak under 4× the file).
+    // A file of moderate size: dotenv is read by the threads piece by
+    // piece (see `pipeline::encrypt_file`), YAML and JSON are mapped (no
+    // copy out of the page cache into buffers of our own, as `decrypt`
+    // maps its input). A large file is read piece by piece, whose buffers
+    // are freed as it goes: a mapping's pages count towards the memory
+    // the run takes (peak under 4× the file).
     if len < heap::LARGE_INPUT {
-        if let Some(mapped) = usize::try_from(len).ok().and_then(|n| MappedFile::map(&reader, n)) {
+        let n = usize::try_from(len).ok()?;
+        if matches!(format, pipeline::PieceFormat::Dotenv) {
+            return pipeline::encrypt_file(&reader, n, format, cipher, selector, mac_only_encrypted);
+        }
+        if let Some(mapped) = MappedFile::map(&reader, n) {
             let done = pipeline::encrypt_mapped(&mapped, format, cipher, selector, mac_only_encrypted);
             // A file cut short while it was mapped is read again by the
             // whole-tree path.
