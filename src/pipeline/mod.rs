@@ -815,7 +815,7 @@ fn work_on_copy(input: &[u8], piece: SlicePiece, piece_bytes: usize, job: &Job<'
 }
 
 /// Encrypt the piece `range` of `file`, read into this thread's buffer
-/// (room as [`copy_piece`] makes). A read that fails or comes up short (the
+/// (room as [`piece_room`] gives). A read that fails or comes up short (the
 /// file shrank) gives up the run; the caller reads the file again.
 fn work_on_read(
     file: &std::fs::File,
@@ -828,29 +828,29 @@ fn work_on_read(
     PLAIN_PIECE.with_borrow_mut(|buf| {
         let copy = WipeWritten(buf);
         copy.0.clear();
-        let room = if several {
-            range.len().max(piece_bytes + piece_bytes / 4)
-        } else {
-            range.len()
-        };
-        reserve_wiped(copy.0, room);
+        reserve_wiped(copy.0, piece_room(range.len(), piece_bytes, several));
         read_at_end(file, copy.0, range.len(), range.start as u64).ok()?;
         work(copy.0, job, slot)
     })
 }
 
+/// Room for a piece of `len` bytes in a worker's reused buffer and, in a
+/// file of `several` pieces, some to spare for the next ones (cut a little
+/// past `piece_bytes`): growing it piece by piece paid for a copy and
+/// fresh pages each time.
+fn piece_room(len: usize, piece_bytes: usize, several: bool) -> usize {
+    if several {
+        len.max(piece_bytes + piece_bytes / 4)
+    } else {
+        len
+    }
+}
+
 /// Copy `piece` of `input`, with the braces it needs, into a worker's
-/// reused buffer `buf` (emptied first). The buffer gets room for this
-/// piece and, in a file of `several` pieces, with some to spare for the
-/// next ones (cut a little past `piece_bytes`): growing it piece by piece
-/// paid for a copy and fresh pages each time.
+/// reused buffer `buf` (emptied first; room as [`piece_room`] gives).
 fn copy_piece(buf: &mut Vec<u8>, input: &[u8], piece: &SlicePiece, piece_bytes: usize, several: bool) {
     buf.clear();
-    let mut room = piece.range.len() + 2;
-    if several {
-        room = room.max(piece_bytes + piece_bytes / 4);
-    }
-    buf.reserve(room);
+    buf.reserve(piece_room(piece.range.len() + 2, piece_bytes, several));
     if piece.open {
         buf.push(b'{');
     }
