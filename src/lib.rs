@@ -13,6 +13,8 @@ pub mod crypt;
 mod gcm;
 pub mod gofmt;
 pub mod keys;
+#[cfg(target_arch = "x86_64")]
+pub mod memfns;
 pub mod metadata;
 pub mod pipeline;
 pub mod policy;

@@ -34,7 +34,7 @@ pub fn main() -> i32 {
         eprintln!("error: internal error{location}; this is a bug in rsops");
         eprintln!("hint: please report it with the command you ran (never include secrets)");
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(crate::args_os()) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -247,7 +247,8 @@ fn run(cli: Cli) -> CliResult<()> {
             let mut script = Vec::new();
             // Complete under the name we were invoked as, so `sops` (an alias
             // or symlink to rsops) gets its completions too.
-            let name = std::env::args_os()
+            let name = crate::args_os()
+                .into_iter()
                 .next()
                 .and_then(|a| PathBuf::from(a).file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "rsops".to_string());
