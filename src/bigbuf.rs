@@ -25,14 +25,14 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::TryReserveError;
 
+// `Small`, where ordinary blocks come from: the C library's `malloc`,
+// except on musl, whose allocator maps and unmaps every block over 128 KiB
+// (fresh zeroed pages for each piece's buffers, and the other thread's
+// page faults waiting on the address-space lock) and serialises all
+// threads on one lock: a large YAML encrypt took three times as long as
+// with glibc's. mimalloc (per-thread heaps) took 0.72 of glibc's time.
 #[cfg(target_env = "musl")]
 use mimalloc::MiMalloc as Small;
-/// Where ordinary blocks come from: the C library's `malloc`, except on
-/// musl, whose allocator maps and unmaps every block over 128 KiB (fresh
-/// zeroed pages for each piece's buffers, and the other thread's page
-/// faults waiting on the address-space lock) and serialises all threads
-/// on one lock: a large YAML encrypt took three times as long as with
-/// glibc's. mimalloc (per-thread heaps) took 0.72 of glibc's time there.
 #[cfg(not(target_env = "musl"))]
 use std::alloc::System as Small;
 
@@ -43,9 +43,10 @@ use std::alloc::System as Small;
 ///   (`madvise`) after 10 ms and at exit, about 35 calls at the end of a
 ///   medium encrypt; the process is about to exit, so they are only cost;
 /// - no `MADV_HUGEPAGE` on its 1 GiB arena: each 2 MiB of small blocks
-///   would be a huge page cleared on first touch (a tiny decrypt × 1.33,
-///   a medium dotenv encrypt × 1.32 against 4 KiB pages). Buffers of
-///   [`HUGE_PAGE`] and more still get huge pages here, from `mapped`.
+///   would be a huge page cleared on first touch (measured with mimalloc
+///   3: a tiny decrypt took 1.8 times as long, a medium dotenv encrypt 1.3
+///   times). Buffers of [`HUGE_PAGE`] and more still get huge pages here,
+///   from `mapped`.
 #[cfg(target_env = "musl")]
 pub fn configure_mimalloc() {
     // The option numbers of mimalloc 2's `mi_option_t`.

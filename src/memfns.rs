@@ -21,30 +21,29 @@
 use core::arch::asm;
 use core::ptr::{read_unaligned, write_unaligned};
 
-/// Copy `n` <= 32 bytes, forwards or backwards alike: every load happens
-/// before any store, so overlapping ranges are fine.
+/// Copy `n` bytes, `size_of::<T>()` <= n <= 2 * `size_of::<T>()`, as a
+/// head and a tail word that may overlap; both are loaded before either is
+/// stored, so overlapping ranges are fine.
+#[inline(always)]
+unsafe fn copy_two<T: Copy>(dst: *mut u8, src: *const u8, n: usize) {
+    let tail = n - core::mem::size_of::<T>();
+    let a = read_unaligned(src.cast::<T>());
+    let b = read_unaligned(src.add(tail).cast::<T>());
+    write_unaligned(dst.cast::<T>(), a);
+    write_unaligned(dst.add(tail).cast::<T>(), b);
+}
+
+/// Copy `n` <= 32 bytes, forwards or backwards alike.
 #[inline(always)]
 unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
     if n >= 16 {
-        let a = read_unaligned(src.cast::<u128>());
-        let b = read_unaligned(src.add(n - 16).cast::<u128>());
-        write_unaligned(dst.cast::<u128>(), a);
-        write_unaligned(dst.add(n - 16).cast::<u128>(), b);
+        copy_two::<u128>(dst, src, n);
     } else if n >= 8 {
-        let a = read_unaligned(src.cast::<u64>());
-        let b = read_unaligned(src.add(n - 8).cast::<u64>());
-        write_unaligned(dst.cast::<u64>(), a);
-        write_unaligned(dst.add(n - 8).cast::<u64>(), b);
+        copy_two::<u64>(dst, src, n);
     } else if n >= 4 {
-        let a = read_unaligned(src.cast::<u32>());
-        let b = read_unaligned(src.add(n - 4).cast::<u32>());
-        write_unaligned(dst.cast::<u32>(), a);
-        write_unaligned(dst.add(n - 4).cast::<u32>(), b);
+        copy_two::<u32>(dst, src, n);
     } else if n >= 2 {
-        let a = read_unaligned(src.cast::<u16>());
-        let b = read_unaligned(src.add(n - 2).cast::<u16>());
-        write_unaligned(dst.cast::<u16>(), a);
-        write_unaligned(dst.add(n - 2).cast::<u16>(), b);
+        copy_two::<u16>(dst, src, n);
     } else if n == 1 {
         *dst = *src;
     }

@@ -2149,8 +2149,6 @@ mod tests {
         }
     }
 
-    /// A file shorter than its length when the run started (it shrank) is
-    /// given up, for the caller to read again; YAML and JSON are mapped.
     #[test]
     fn spare_buffers_come_back_wiped_and_empty() {
         let spares = Spares::new(2);
@@ -2176,6 +2174,8 @@ mod tests {
         assert_eq!(spares.bufs.lock().expect("not poisoned").len(), 2);
     }
 
+    /// A file shorter than its length when the run started (it shrank) is
+    /// given up, for the caller to read again; YAML and JSON are mapped.
     #[test]
     fn a_file_read_short_is_given_up() {
         let key = DataKey::generate();
