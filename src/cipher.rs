@@ -296,16 +296,23 @@ impl ValueCipher {
         // Encrypt in place in a stack buffer for the usual short values (a
         // buffer in `out` would need room for both the ciphertext and its
         // base64, and make every tree value that much larger). Nothing to
-        // wipe: the plaintext copy becomes ciphertext right away.
-        let mut small = [0u8; 256];
+        // wipe: the plaintext copy becomes ciphertext right away. Left
+        // uninitialised, as only the copy is read: zeroing 256 bytes per
+        // value was most of a dotenv encrypt's `memset`.
+        let mut small = [std::mem::MaybeUninit::<u8>::uninit(); 256];
         let mut large = Vec::new();
         let buf: &mut [u8] = if plaintext.len() <= small.len() {
-            &mut small[..plaintext.len()]
+            // SAFETY: the first `plaintext.len()` bytes of `small` are
+            // written from `plaintext` before the slice over them is made.
+            unsafe {
+                let start = small.as_mut_ptr().cast::<u8>();
+                std::ptr::copy_nonoverlapping(plaintext.as_ptr(), start, plaintext.len());
+                std::slice::from_raw_parts_mut(start, plaintext.len())
+            }
         } else {
-            large.resize(plaintext.len(), 0);
+            large.extend_from_slice(plaintext);
             &mut large[..]
         };
-        buf.copy_from_slice(plaintext);
         let tag: [u8; TAG_LEN] = match &self.fast {
             Some(fast) => fast.encrypt(iv, aad, buf),
             None => self

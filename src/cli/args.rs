@@ -28,6 +28,7 @@ pub struct Cli {
 
 /// Key selection flags shared by `encrypt` and legacy mode.
 #[derive(Args, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct KeyArgs {
     /// comma separated list of KMS ARNs
     #[arg(short = 'k', long = "kms", env = "SOPS_KMS_ARN", value_name = "value")]
@@ -57,6 +58,7 @@ pub struct KeyArgs {
 
 /// The four key selectors both `encrypt` and legacy mode have.
 #[derive(Args, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct SelectorArgs {
     /// override the unencrypted key suffix.
     #[arg(long = "unencrypted-suffix", value_name = "value")]
@@ -73,6 +75,7 @@ pub struct SelectorArgs {
 }
 
 #[derive(Args, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct TypeArgs {
     /// currently json, yaml, dotenv and binary are supported. If not set, the file's extension determines the type
     #[arg(long = "input-type", value_name = "value")]
@@ -83,6 +86,7 @@ pub struct TypeArgs {
 }
 
 #[derive(Args, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct KeyServiceArgs {
     /// use local key service
     #[arg(long = "enable-local-keyservice", env = "SOPS_ENABLE_LOCAL_KEYSERVICE", value_parser = clap::builder::FalseyValueParser::new(), num_args = 0, default_missing_value = "true")]
@@ -93,6 +97,7 @@ pub struct KeyServiceArgs {
 }
 
 #[derive(Args, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct EncryptArgs {
     /// write output back to the same file instead of stdout
     #[arg(short = 'i', long = "in-place")]
@@ -124,6 +129,7 @@ pub struct EncryptArgs {
 }
 
 #[derive(Args, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 pub struct DecryptArgs {
     /// write output back to the same file instead of stdout
     #[arg(short = 'i', long = "in-place")]

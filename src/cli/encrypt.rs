@@ -98,8 +98,13 @@ pub fn run(req: EncryptRequest) -> CliResult<()> {
         if let Ok((key, selector)) = &keys {
             let cipher = ValueCipher::new(key);
             let mac_only = metadata.mac_only_encrypted;
-            let (wrapped, done) = wrap_beside(&mut metadata, key, &mut keyring, || {
-                encrypt_piecewise(file, in_format, &settings, &cipher, selector, mac_only)
+            let keys = pipeline::Keys {
+                cipher: &cipher,
+                selector,
+                mac_only_encrypted: mac_only,
+            };
+            let (wrapped, done) = wrap_beside(&mut metadata, key, &mut keyring, |beside| {
+                encrypt_piecewise(file, in_format, &settings, keys, beside)
             });
             if let (Ok(()), Some(done)) = (&wrapped, done) {
                 for w in &done.warnings {
@@ -231,13 +236,14 @@ fn piecewise_candidate(req: &EncryptRequest, in_format: Format, out_format: Form
     (format && large).then_some(file)
 }
 
+/// `beside` runs on this thread while the others start on the pieces
+/// (run here if the file does not go piecewise after all).
 fn encrypt_piecewise(
     file: &Path,
     format: Format,
     settings: &sopsfile::StoreSettings,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: pipeline::Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<pipeline::EncryptedPieces> {
     let reader = std::fs::File::open(file).ok()?;
     let len = reader.metadata().map_or(0, |m| m.len());
@@ -263,16 +269,16 @@ fn encrypt_piecewise(
     if len < heap::LARGE_INPUT {
         let n = usize::try_from(len).ok()?;
         if matches!(format, pipeline::PieceFormat::Dotenv) {
-            return pipeline::encrypt_file(&reader, n, format, cipher, selector, mac_only_encrypted);
+            return pipeline::encrypt_file(&reader, n, format, keys, beside);
         }
         if let Some(mapped) = MappedFile::map(&reader, n) {
-            let done = pipeline::encrypt_mapped(&mapped, format, cipher, selector, mac_only_encrypted);
+            let done = pipeline::encrypt_mapped(&mapped, format, keys, beside);
             // A file cut short while it was mapped is read again by the
             // whole-tree path.
             return done.filter(|_| !mapped.changed());
         }
     }
-    pipeline::encrypt(reader, len, format, cipher, selector, mac_only_encrypted)
+    pipeline::encrypt(reader, len, format, keys, beside)
 }
 
 /// The selector for `format` and a new data key, wrapped for every master
@@ -306,19 +312,30 @@ fn wrap_error(errs: &[String]) -> CliError {
 /// Wrap `key` for the master keys of `metadata` while `work` runs: on a
 /// thread of its own where a master key waits on another process (gpg)
 /// or a key service, whose round trip the pieces need not wait for.
-/// Inline if no thread can be started, and for one or two age recipients
-/// and nothing else: each takes about 0.2 ms (two X25519 scalar
-/// multiplications), and starting a thread cost more than one (with one
-/// recipient: medium dotenv encrypt × 0.94 inline, tiny YAML × 0.89;
-/// glibc gives the thread an arena of its own on its first allocation).
+/// For one or two age recipients and nothing else, each about 0.2 ms of
+/// computation (two X25519 scalar multiplications), a thread of its own
+/// cost more than it saved (medium dotenv encrypt × 0.94 without it, tiny
+/// YAML × 0.89). Wrapping first held the worker threads back by that
+/// long, so `work` is handed the wrapping as a closure to run on this
+/// thread once its workers have started on the pieces; if it does not
+/// run it, it runs here after `work`.
 fn wrap_beside<T>(
     metadata: &mut Metadata,
     key: &DataKey,
     keyring: &mut Keyring,
-    work: impl FnOnce() -> T,
+    work: impl FnOnce(&mut dyn FnMut()) -> T,
 ) -> (Result<(), Vec<String>>, T) {
     if wraps_quickly_inline(&metadata.key_groups) {
-        return (wrap_data_key(metadata, key, keyring), work());
+        let mut wrapped = None;
+        let mut wrap = || {
+            if wrapped.is_none() {
+                wrapped = Some(wrap_data_key(metadata, key, keyring));
+            }
+        };
+        let done = work(&mut wrap);
+        wrap();
+        let wrapped = wrapped.expect("the wrapping ran, in `work` or just above");
+        return (wrapped, done);
     }
     // The keyring is lent to one thread at a time (its key-service
     // clients, made on first use, are not to be shared between threads).
@@ -330,11 +347,11 @@ fn wrap_beside<T>(
     };
     std::thread::scope(|s| match std::thread::Builder::new().spawn_scoped(s, wrap) {
         Ok(wrapping) => {
-            let done = work();
+            let done = work(&mut || {});
             let wrapped = wrapping.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (wrapped, done)
         }
-        Err(_) => (wrap(), work()),
+        Err(_) => (wrap(), work(&mut || {})),
     })
 }
 
@@ -361,4 +378,54 @@ pub fn seal(doc: &mut Document, metadata: &mut Metadata, cipher: &ValueCipher, s
 fn set_mac(metadata: &mut Metadata, cipher: &ValueCipher, mac: &str) {
     metadata.last_modified = Timestamp::now_utc().format_rfc3339();
     metadata.mac = cipher.encrypt_bytes(mac.as_bytes(), "str", metadata.last_modified.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsops::keys::KeyConfig;
+
+    fn age_metadata() -> Metadata {
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        Metadata {
+            key_groups: vec![vec![MasterKey::Age {
+                recipient,
+                enc: String::new(),
+            }]],
+            ..Metadata::default()
+        }
+    }
+
+    fn wrapped_for_age(metadata: &Metadata) -> bool {
+        metadata.key_groups[0]
+            .iter()
+            .all(|k| matches!(k, MasterKey::Age { enc, .. } if enc.contains("BEGIN AGE ENCRYPTED FILE")))
+    }
+
+    /// An age recipient is wrapped for by `work` when it runs the closure
+    /// it is given (as often as it likes), and after `work` when it does
+    /// not.
+    #[test]
+    fn age_wrapping_runs_once_in_work_or_after_it() {
+        let key = DataKey::generate();
+        let mut keyring = Keyring::new(KeyConfig::default());
+        let caller = std::thread::current().id();
+
+        let mut metadata = age_metadata();
+        let (wrapped, ran_on) = wrap_beside(&mut metadata, &key, &mut keyring, |beside| {
+            beside();
+            beside();
+            std::thread::current().id()
+        });
+        assert!(wrapped.is_ok());
+        assert_eq!(ran_on, caller);
+        assert!(wrapped_for_age(&metadata));
+        let first = metadata.clone();
+
+        let mut metadata = age_metadata();
+        let (wrapped, ()) = wrap_beside(&mut metadata, &key, &mut keyring, |_beside| {});
+        assert!(wrapped.is_ok());
+        assert!(wrapped_for_age(&metadata));
+        assert_ne!(metadata, first, "a new recipient, a new wrapping");
+    }
 }

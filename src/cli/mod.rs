@@ -11,6 +11,7 @@ mod filestatus;
 mod groups;
 pub mod heap;
 mod mapped;
+mod quick_args;
 mod rewrite;
 mod rotate;
 mod set;
@@ -34,7 +35,9 @@ pub fn main() -> i32 {
         eprintln!("error: internal error{location}; this is a bug in rsops");
         eprintln!("hint: please report it with the command you ran (never include secrets)");
     }));
-    let cli = match Cli::try_parse_from(crate::args_os()) {
+    let args = crate::args_os();
+    let quick = quick_args::parse(&args, |name| std::env::var_os(name).is_some());
+    let cli = match quick.map_or_else(|| Cli::try_parse_from(args), Ok) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;

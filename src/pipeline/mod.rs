@@ -1419,15 +1419,17 @@ fn leave_core(_home: usize) {}
 /// and is then woken, and no channel between them. `work` is told which
 /// thread runs it, from 0 up. Returns the number of pieces, or `None` when
 /// a piece could not be read, failed or was refused (a piece taken after
-/// that goes to `discard`).
+/// that goes to `discard`). `beside` runs once on the calling thread,
+/// after it started the others and before it takes a piece itself.
 fn run_pieces<P: Send, D: Send>(
     window: Window,
     next_piece: impl FnMut() -> std::io::Result<Option<P>> + Send,
     work: &(impl Fn(usize, P) -> Option<D> + Sync),
     discard: &(impl Fn(P) + Sync),
     accept: impl FnMut(D) -> bool + Send,
+    beside: &mut dyn FnMut(),
 ) -> Option<usize> {
-    run_pieces_on(worker_threads(), window, next_piece, work, discard, accept)
+    run_pieces_on(worker_threads(), window, next_piece, work, discard, accept, beside)
 }
 
 /// [`run_pieces`] on `threads` threads (at least one: the caller).
@@ -1438,6 +1440,7 @@ fn run_pieces_on<P: Send, D: Send>(
     work: &(impl Fn(usize, P) -> Option<D> + Sync),
     discard: &(impl Fn(P) + Sync),
     accept: impl FnMut(D) -> bool + Send,
+    beside: &mut dyn FnMut(),
 ) -> Option<usize> {
     let threads = threads.max(1);
     let run = Run {
@@ -1473,6 +1476,7 @@ fn run_pieces_on<P: Send, D: Send>(
             // A thread queued on this core gets to run, and so to move.
             std::thread::yield_now();
         }
+        beside();
         run.work(0, work, discard);
     });
     // Every thread is done: whatever is left in order is accepted here.
@@ -1489,19 +1493,10 @@ pub fn encrypt<R: Read + Send>(
     reader: R,
     input_len: u64,
     format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
-    encrypt_in(
-        reader,
-        PIECE_BYTES,
-        output_hint(input_len),
-        format,
-        cipher,
-        selector,
-        mac_only_encrypted,
-    )
+    encrypt_in(reader, PIECE_BYTES, output_hint(input_len), format, keys, beside)
 }
 
 /// [`encrypt`] for an input held in memory: a mapped file, whose pieces
@@ -1511,11 +1506,10 @@ pub fn encrypt<R: Read + Send>(
 pub fn encrypt_mapped(
     input: &[u8],
     format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
-    encrypt_mapped_in(input, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
+    encrypt_mapped_in(input, PIECE_BYTES, format, keys, beside)
 }
 
 /// [`encrypt`] for a dotenv file of `len` bytes, of moderate size, whose
@@ -1525,11 +1519,10 @@ pub fn encrypt_file(
     file: &std::fs::File,
     len: usize,
     format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
-    encrypt_file_in(file, len, PIECE_BYTES, format, cipher, selector, mac_only_encrypted)
+    encrypt_file_in(file, len, PIECE_BYTES, format, keys, beside)
 }
 
 /// Ciphertext in base64 plus the `ENC[…]` fields: under 3× the input.
@@ -1553,24 +1546,21 @@ fn encrypt_in<R: Read + Send>(
     piece_bytes: usize,
     output_hint: usize,
     format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
     let mut reader = PieceReader::new(reader, cutter_for(format.kind()), piece_bytes);
-    let keys = (cipher, selector, mac_only_encrypted);
     // Each piece is wiped as it drops, encrypted or not.
     let work = |slot, piece: WipedBytes, job: &Job<'_>| work(&piece, job, slot);
-    encrypt_pieces(output_hint, format, keys, || reader.next_piece(), &work, &drop)
+    encrypt_pieces(output_hint, format, keys, || reader.next_piece(), &work, &drop, beside)
 }
 
 fn encrypt_mapped_in(
     input: &[u8],
     piece_bytes: usize,
     format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
     let mut cuts = SliceCuts {
         input,
@@ -1578,10 +1568,9 @@ fn encrypt_mapped_in(
         piece_bytes,
         start: 0,
     };
-    let keys = (cipher, selector, mac_only_encrypted);
     let hint = output_hint(input.len() as u64);
     let work = |slot, piece: SlicePiece, job: &Job<'_>| work_on_copy(input, piece, piece_bytes, job, slot);
-    encrypt_pieces(hint, format, keys, || Ok(cuts.next_piece()), &work, &|_| {})
+    encrypt_pieces(hint, format, keys, || Ok(cuts.next_piece()), &work, &|_| {}, beside)
 }
 
 fn encrypt_file_in(
@@ -1589,9 +1578,8 @@ fn encrypt_file_in(
     len: usize,
     piece_bytes: usize,
     format: PieceFormat<'_>,
-    cipher: &ValueCipher,
-    selector: &Selector,
-    mac_only_encrypted: bool,
+    keys: Keys<'_>,
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
     if format.kind() != Kind::Dotenv {
         return None;
@@ -1603,7 +1591,6 @@ fn encrypt_file_in(
         start: 0,
         probe: WipedBytes::default(),
     };
-    let keys = (cipher, selector, mac_only_encrypted);
     let several = len > piece_bytes;
     let work = |slot, range: Range<usize>, job: &Job<'_>| work_on_read(file, range, several, piece_bytes, job, slot);
     encrypt_pieces(
@@ -1613,6 +1600,7 @@ fn encrypt_file_in(
         || cuts.next_piece(),
         &work,
         &|_| {},
+        beside,
     )
 }
 
@@ -1627,18 +1615,39 @@ fn slot_count(kind: Kind) -> usize {
 }
 
 /// The cipher, the selector and whether only encrypted values are MACed.
-type Keys<'a> = (&'a ValueCipher, &'a Selector, bool);
+#[derive(Clone, Copy)]
+pub struct Keys<'a> {
+    pub cipher: &'a ValueCipher,
+    pub selector: &'a Selector,
+    pub mac_only_encrypted: bool,
+}
+
+impl<'a> Keys<'a> {
+    pub fn new(cipher: &'a ValueCipher, selector: &'a Selector, mac_only_encrypted: bool) -> Keys<'a> {
+        Keys {
+            cipher,
+            selector,
+            mac_only_encrypted,
+        }
+    }
+}
 
 /// Encrypt the pieces `next_piece` yields with `work` on worker threads
 /// and put them together in order.
 fn encrypt_pieces<P: Send>(
     output_hint: usize,
     format: PieceFormat<'_>,
-    (cipher, selector, mac_only_encrypted): Keys<'_>,
+    keys: Keys<'_>,
     next_piece: impl FnMut() -> std::io::Result<Option<P>> + Send,
     work: &(impl Fn(usize, P, &Job<'_>) -> Option<Done> + Sync),
     discard: &(impl Fn(P) + Sync),
+    beside: &mut dyn FnMut(),
 ) -> Option<EncryptedPieces> {
+    let Keys {
+        cipher,
+        selector,
+        mac_only_encrypted,
+    } = keys;
     if selector.uses_comments() {
         // Comment selectors carry state from one key to the next.
         return None;
@@ -1667,9 +1676,14 @@ fn encrypt_pieces<P: Send>(
         Window::tight(1)
     };
     let work = |slot, piece| work(slot, piece, &job);
-    let pieces = run_pieces(window, next_piece, &work, discard, |mut done: Done| {
-        asm.accept(&mut done)
-    })?;
+    let pieces = run_pieces(
+        window,
+        next_piece,
+        &work,
+        discard,
+        |mut done: Done| asm.accept(&mut done),
+        beside,
+    )?;
     if pieces == 0 {
         return None;
     }
@@ -2014,9 +2028,8 @@ pub fn decrypt(file: &EncryptedInput<'_>, format: PieceFormat<'_>, cipher: &Valu
         } else {
             Window::tight(3)
         };
-        let pieces = run_pieces(window, &mut next, &work, &|_| {}, |mut plain: Plain| {
-            asm.accept(&mut plain.0)
-        });
+        let accept = |mut plain: Plain| asm.accept(&mut plain.0);
+        let pieces = run_pieces(window, &mut next, &work, &|_| {}, accept, &mut || {});
         let valid = match validation {
             None => true,
             Some(Ok(h)) => h.join().unwrap_or(false),
@@ -2184,7 +2197,8 @@ mod tests {
         let input = b"A=1\nB=2\nC=3\n".repeat(100);
         let mut file = tempfile::tempfile().expect("temporary file");
         std::io::Write::write_all(&mut file, &input).expect("write temporary file");
-        let run = |len, format| encrypt_file_in(&file, len, 64, format, &cipher, &selector, false);
+        let run =
+            |len, format| encrypt_file_in(&file, len, 64, format, Keys::new(&cipher, &selector, false), &mut || {});
         assert!(run(input.len(), PieceFormat::Dotenv).is_some());
         assert!(run(input.len() + 1, PieceFormat::Dotenv).is_none());
         assert!(run(input.len() + 1000, PieceFormat::Dotenv).is_none());
@@ -2219,9 +2233,8 @@ mod tests {
             piece_bytes,
             1 << 20,
             PieceFormat::Yaml { indent: 4 },
-            cipher,
-            selector,
-            false,
+            Keys::new(cipher, selector, false),
+            &mut || {},
         )
     }
 
@@ -2267,18 +2280,16 @@ mod tests {
             piece_bytes,
             0,
             piece_format(format, &store),
-            &cipher,
-            &selector,
-            mac_only,
+            Keys::new(&cipher, &selector, mac_only),
+            &mut || {},
         );
         // The same input held in memory (a mapped file) gives the same.
         let held = encrypt_mapped_in(
             input,
             piece_bytes,
             piece_format(format, &store),
-            &cipher,
-            &selector,
-            mac_only,
+            Keys::new(&cipher, &selector, mac_only),
+            &mut || {},
         );
         let text = String::from_utf8_lossy(input);
         assert_eq!(
@@ -2295,9 +2306,8 @@ mod tests {
             input.len(),
             piece_bytes,
             piece_format(format, &store),
-            &cipher,
-            &selector,
-            mac_only,
+            Keys::new(&cipher, &selector, mac_only),
+            &mut || {},
         );
         if format != Format::Dotenv {
             assert!(from_file.is_none(), "YAML and JSON are mapped, not read piece by piece");
@@ -2435,6 +2445,7 @@ mod tests {
         seed: u64,
     ) -> (Vec<usize>, Option<usize>, usize) {
         use std::sync::atomic::AtomicUsize;
+        let caller = std::thread::current().id();
         let taken = AtomicUsize::new(0);
         let accepted = AtomicUsize::new(0);
         let most_open = AtomicUsize::new(0);
@@ -2457,11 +2468,16 @@ mod tests {
             (Some(piece) != fail_at).then_some(piece)
         };
         let mut seen = Vec::new();
-        let result = run_pieces(window, next_piece, &work, &|_| {}, |piece| {
+        let mut beside_ran = Vec::new();
+        let accept = |piece| {
             seen.push(piece);
             accepted.fetch_add(1, Ordering::SeqCst);
             true
+        };
+        let result = run_pieces(window, next_piece, &work, &|_| {}, accept, &mut || {
+            beside_ran.push(std::thread::current().id())
         });
+        assert_eq!(beside_ran, [caller], "`beside` runs once, on the calling thread");
         (seen, result, most_open.into_inner())
     }
 
@@ -2511,7 +2527,7 @@ mod tests {
         };
         let mut seen = Vec::new();
         let mut room_made = true;
-        let result = run_pieces_on(threads, ahead, next_piece, &|_, p| Some(p), &|_| {}, |piece| {
+        let accept = |piece| {
             match piece {
                 // Held until the other thread has filled the window; by
                 // then pieces 1 and 2 have arrived, for this thread to
@@ -2524,7 +2540,8 @@ mod tests {
             }
             seen.push(piece);
             true
-        });
+        };
+        let result = run_pieces_on(threads, ahead, next_piece, &|_, p| Some(p), &|_| {}, accept, &mut || {});
         assert_eq!(result, Some(12));
         assert_eq!(seen, (0..12).collect::<Vec<_>>());
         assert!(
@@ -2550,10 +2567,18 @@ mod tests {
             Ok((*n <= 20).then_some(*n))
         };
         let mut accepted = 0;
-        let result = run_pieces(Window::tight(1), next_piece, &|_, p| Some(p), &|_| {}, |p| {
+        let accept = |p| {
             accepted += 1;
             p != 5
-        });
+        };
+        let result = run_pieces(
+            Window::tight(1),
+            next_piece,
+            &|_, p| Some(p),
+            &|_| {},
+            accept,
+            &mut || {},
+        );
         assert_eq!((result, accepted), (None, 5));
         // So does a read error; what was read before it is not all.
         let count = Mutex::new(0);
@@ -2566,7 +2591,14 @@ mod tests {
             Ok(Some(*n))
         };
         assert_eq!(
-            run_pieces(Window::tight(1), next_piece, &|_, p| Some(p), &|_| {}, |_| true),
+            run_pieces(
+                Window::tight(1),
+                next_piece,
+                &|_, p| Some(p),
+                &|_| {},
+                |_| true,
+                &mut || {}
+            ),
             None
         );
     }
@@ -2690,9 +2722,8 @@ mod tests {
                 64,
                 0,
                 PieceFormat::Json(&store),
-                &cipher,
-                &selector,
-                false,
+                Keys::new(&cipher, &selector, false),
+                &mut || {},
             );
             assert!(got.is_none(), "taken piecewise: {case:?}");
         }
@@ -3014,7 +3045,14 @@ mod tests {
             format!("{body}no equals sign\n"),
             format!("{body}sops_version=3.11.0\n"),
         ] {
-            let got = encrypt_in(case.as_bytes(), 64, 0, PieceFormat::Dotenv, &cipher, &selector, false);
+            let got = encrypt_in(
+                case.as_bytes(),
+                64,
+                0,
+                PieceFormat::Dotenv,
+                Keys::new(&cipher, &selector, false),
+                &mut || {},
+            );
             assert!(got.is_none(), "taken piecewise: {case:?}");
         }
         // Encrypted: the `sops_` lines elsewhere than at the end, data after
