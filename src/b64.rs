@@ -30,8 +30,8 @@ pub fn encode_into(out: &mut Vec<u8>, data: &[u8]) {
     // SAFETY: `dst` has room for `len` bytes.
     unsafe {
         #[cfg(target_arch = "x86_64")]
-        if data.len() >= 16 && std::arch::is_x86_feature_detected!("ssse3") {
-            if std::arch::is_x86_feature_detected!("avx2") {
+        if data.len() >= 16 && crate::cpu::has(crate::cpu::Feature::Ssse3) {
+            if crate::cpu::has(crate::cpu::Feature::Avx2) {
                 simd::encode_avx2(data, dst);
             } else {
                 simd::encode_ssse3(data, dst);
@@ -52,7 +52,7 @@ pub fn encode_iv_and_tag(out: &mut Vec<u8>, iv: &[u8; 32], tag: &[u8; 16]) {
     let mut text = [0u8; IV_AND_TAG + 16];
     text[..4].copy_from_slice(b",iv:");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("ssse3") {
+    if crate::cpu::has(crate::cpu::Feature::Ssse3) {
         // SAFETY: the CPU has SSSE3; `text` has room for every store.
         unsafe { simd::encode_iv_and_tag(&mut text, iv, tag) };
         out.extend_from_slice(&text[..IV_AND_TAG]);

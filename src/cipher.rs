@@ -94,7 +94,7 @@ pub struct EncParts<'a> {
 /// Parse like sops' regex `^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`:
 /// anchored at the start only, greedy groups, `.` not crossing a newline.
 pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
-    match memchr::memchr(b'\n', s.as_bytes()) {
+    match crate::find::byte(b'\n', s.as_bytes()) {
         Some(i) => parse_enc_line(&s[..i]),
         None => parse_enc_line(s),
     }
@@ -104,7 +104,7 @@ pub fn parse_enc(s: &str) -> Option<EncParts<'_>> {
 fn parse_enc_line(line: &str) -> Option<EncParts<'_>> {
     debug_assert!(!line.contains('\n'));
     let line = line.strip_prefix(PREFIX)?;
-    let body = &line[..memchr::memrchr(b']', line.as_bytes())?];
+    let body = &line[..crate::find::byte_rev(b']', line.as_bytes())?];
     let (before_type, typ) = rsplit_field(body, b",type:")?;
     let (before_tag, tag) = rsplit_field(before_type, b",tag:")?;
     let (data, iv) = rsplit_field(before_tag, b",iv:")?;
@@ -122,7 +122,7 @@ fn parse_enc_line(line: &str) -> Option<EncParts<'_>> {
 fn rsplit_field<'a, const N: usize>(s: &'a str, sep: &[u8; N]) -> Option<(&'a str, &'a str)> {
     let bytes = s.as_bytes();
     let mut end = bytes.len();
-    while let Some(i) = memchr::memrchr(b',', &bytes[..end]) {
+    while let Some(i) = crate::find::byte_rev(b',', &bytes[..end]) {
         if bytes.get(i..i + N) == Some(sep.as_slice()) {
             return Some((&s[..i], &s[i + N..]));
         }
@@ -192,24 +192,52 @@ impl Drop for StashKey {
 /// IVs a thread draws from its CSPRNG at a time.
 const IVS_PER_DRAW: usize = 32;
 
-thread_local! {
-    /// The IVs this thread drew and has not used yet, from `.1` on: one
-    /// call into the generator per 32 values instead of one per value.
-    /// (Each IV is used once, and appears in the output: nothing secret.)
-    static FRESH_IVS: std::cell::RefCell<([u8; IV_LEN * IVS_PER_DRAW], usize)> =
-        const { std::cell::RefCell::new(([0; IV_LEN * IVS_PER_DRAW], IV_LEN * IVS_PER_DRAW)) };
+/// A thread's IVs drawn and not used yet, from `used` on: one call into the
+/// generator per 32 values instead of one per value. (Each IV is used once,
+/// and appears in the output: nothing secret.)
+struct FreshIvs {
+    ivs: [u8; IV_LEN * IVS_PER_DRAW],
+    used: usize,
+    /// The thread's [`crate::gcm::AesRng`], made on first use (`Some(None)`:
+    /// no AES-NI, or the operating system gave no seed; `rand` draws).
+    aes: Option<Option<crate::gcm::AesRng>>,
 }
 
-/// A new random IV from the thread's CSPRNG (`rand::thread_rng`, ChaCha
-/// seeded from the operating system, as before), drawn in batches.
+thread_local! {
+    static FRESH_IVS: std::cell::RefCell<FreshIvs> = const {
+        std::cell::RefCell::new(FreshIvs {
+            ivs: [0; IV_LEN * IVS_PER_DRAW],
+            used: IV_LEN * IVS_PER_DRAW,
+            aes: None,
+        })
+    };
+}
+
+/// AES-CTR keyed from the operating system's generator, if the CPU has
+/// AES-NI.
+fn seeded_aes_rng() -> Option<crate::gcm::AesRng> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.try_fill_bytes(&mut seed[..]).ok()?;
+    crate::gcm::AesRng::new(&seed)
+}
+
+/// A new random IV, drawn in batches from the thread's CSPRNG: AES-256-CTR
+/// with fast key erasure ([`crate::gcm::AesRng`]) seeded from the
+/// operating system, or `rand::thread_rng` (ChaCha12, seeded from the
+/// operating system) without AES-NI.
 fn fresh_iv() -> [u8; IV_LEN] {
-    FRESH_IVS.with_borrow_mut(|(ivs, used)| {
-        if *used == ivs.len() {
-            rand::thread_rng().fill_bytes(ivs);
-            *used = 0;
+    FRESH_IVS.with_borrow_mut(|fresh| {
+        if fresh.used == fresh.ivs.len() {
+            match fresh.aes.get_or_insert_with(seeded_aes_rng) {
+                Some(aes) => aes.fill(&mut fresh.ivs),
+                None => rand::thread_rng().fill_bytes(&mut fresh.ivs),
+            }
+            fresh.used = 0;
         }
-        let iv = ivs[*used..*used + IV_LEN].try_into().expect("IV_LEN bytes");
-        *used += IV_LEN;
+        let iv = fresh.ivs[fresh.used..fresh.used + IV_LEN]
+            .try_into()
+            .expect("IV_LEN bytes");
+        fresh.used += IV_LEN;
         iv
     })
 }

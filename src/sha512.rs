@@ -135,9 +135,8 @@ mod avx2 {
     impl Sha512 {
         /// `None` where the CPU lacks AVX2, BMI1 or BMI2.
         pub fn new() -> Option<Sha512> {
-            let features = is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("bmi1")
-                && is_x86_feature_detected!("bmi2");
+            use crate::cpu::{has, Feature};
+            let features = has(Feature::Avx2) && has(Feature::Bmi1) && has(Feature::Bmi2);
             features.then(|| Sha512 {
                 state: H0,
                 schedule: Schedule([0; 160]),

@@ -385,7 +385,7 @@ impl LineCrypt<'_> {
             // The plaintext is printed as it is, valid UTF-8 or not, unless
             // it has a newline to escape.
             mac_input.extend_from_slice(&out[start..]);
-            if memchr::memchr(b'\n', &out[start..]).is_some() {
+            if crate::find::byte(b'\n', &out[start..]).is_some() {
                 let plain = take_tail(out, start);
                 push_escaped(out, &plain);
             }

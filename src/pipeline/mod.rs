@@ -411,7 +411,7 @@ impl<R: Read> PieceReader<R> {
 /// or where the search stopped.
 fn line_cut(buf: &[u8], from: usize, any_line: bool) -> (Option<usize>, usize) {
     let mut pos = from;
-    while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
+    while let Some(nl) = crate::find::byte(b'\n', &buf[pos..]) {
         let start = pos + nl + 1;
         if start >= buf.len() {
             break;
@@ -1718,7 +1718,7 @@ impl EncryptedInput<'_> {
     /// the file did not go piecewise or its key was not recovered.)
     pub fn metadata_may_be_incomplete(&self) -> bool {
         let data = &self.input[..self.data_end];
-        self.kind == Kind::Dotenv && (data.starts_with(b"sops_") || memchr::memmem::find(data, b"\nsops_").is_some())
+        self.kind == Kind::Dotenv && (data.starts_with(b"sops_") || crate::find::substring(data, b"\nsops_").is_some())
     }
 }
 
@@ -1764,7 +1764,7 @@ impl DataCuts<'_, '_> {
         }
         let mut pos = start + piece_bytes;
         while pos < data_end {
-            let Some(nl) = memchr::memchr(b'\n', &input[pos..data_end]) else {
+            let Some(nl) = crate::find::byte(b'\n', &input[pos..data_end]) else {
                 break;
             };
             let line = pos + nl + 1;
@@ -1808,7 +1808,7 @@ fn open_yaml(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
     // The metadata: the last line `sops:` that starts a piece.
     let mut end = input.len();
     let meta_at = loop {
-        let at = memchr::memmem::rfind(&input[..end], b"\nsops:")? + 1;
+        let at = crate::find::substring_rev(&input[..end], b"\nsops:")? + 1;
         let next = input.get(at + 5).copied();
         if matches!(next, None | Some(b'\n' | b'\r' | b' ')) && yaml::is_piece_start(input, at) {
             break at;
@@ -1834,7 +1834,7 @@ fn open_json(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
     // sops's strict check of the whole file runs beside the pieces.
     let mut end = input.len();
     let last_comma = loop {
-        let at = memchr::memmem::rfind(&input[..end], b"\"sops\"")?;
+        let at = crate::find::substring_rev(&input[..end], b"\"sops\"")?;
         let before = input[..at].iter().rposition(|b| !b" \t\r\n".contains(b))?;
         if input[before] == b',' {
             break before;
@@ -1863,7 +1863,7 @@ fn open_dotenv(input: &[u8], piece_bytes: usize) -> Option<EncryptedInput<'_>> {
     let mut meta_at = input.len();
     let mut line_end = input.len().checked_sub(1).filter(|&i| input[i] == b'\n')?;
     loop {
-        let line_start = memchr::memrchr(b'\n', &input[..line_end]).map_or(0, |i| i + 1);
+        let line_start = crate::find::byte_rev(b'\n', &input[..line_end]).map_or(0, |i| i + 1);
         if !input[line_start..].starts_with(b"sops_") {
             break;
         }

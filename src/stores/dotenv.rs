@@ -18,7 +18,7 @@ impl DotenvStore {
 
 impl Store for DotenvStore {
     fn load(&self, input: &[u8]) -> Result<Vec<Branch>, StoreError> {
-        let mut branch = Branch(Vec::with_capacity(memchr::memchr_iter(b'\n', input).count() + 1));
+        let mut branch = Branch(Vec::with_capacity(crate::find::count(b'\n', input) + 1));
         for (n, line) in lines(input).enumerate() {
             let utf8 = |bytes: &[u8], what: &str| {
                 String::from_utf8(bytes.to_vec()).map_err(|_| {
@@ -105,7 +105,7 @@ pub fn load_piece(piece: &[u8]) -> Option<Branch> {
 /// A value as printed: every newline becomes the two characters `\n`.
 pub(crate) fn push_escaped(out: &mut Vec<u8>, value: &[u8]) {
     let mut rest = value;
-    while let Some(nl) = memchr::memchr(b'\n', rest) {
+    while let Some(nl) = crate::find::byte(b'\n', rest) {
         out.extend_from_slice(&rest[..nl]);
         out.extend_from_slice(b"\\n");
         rest = &rest[nl + 1..];
@@ -132,7 +132,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<Line<'_>> {
     if let Some(comment) = line.strip_prefix(b"#") {
         return Some(Line::Comment(comment));
     }
-    let eq = memchr::memchr(b'=', line)?;
+    let eq = crate::find::byte(b'=', line)?;
     Some(Line::Entry {
         key: &line[..eq],
         value: &line[eq + 1..],
@@ -142,7 +142,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<Line<'_>> {
 /// The value a loaded line holds: `value` itself, or its unescaped copy in
 /// `scratch` when it has a `\n` to decode.
 pub(crate) fn unescaped<'a>(value: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
-    if memchr::memchr(b'\\', value).is_none() {
+    if crate::find::byte(b'\\', value).is_none() {
         return value;
     }
     scratch.clear();
@@ -155,7 +155,7 @@ pub(crate) fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(input);
     std::iter::from_fn(move || {
         let r = rest?;
-        match memchr::memchr(b'\n', r) {
+        match crate::find::byte(b'\n', r) {
             Some(i) => {
                 rest = Some(&r[i + 1..]);
                 Some(&r[..i])
@@ -197,7 +197,7 @@ fn decode_newlines(s: &[u8]) -> Vec<u8> {
 
 fn decode_newlines_into(s: &[u8], out: &mut Vec<u8>) {
     let mut rest = s;
-    while let Some(i) = memchr::memchr(b'\\', rest) {
+    while let Some(i) = crate::find::byte(b'\\', rest) {
         out.extend_from_slice(&rest[..i]);
         if rest.get(i + 1) == Some(&b'n') {
             out.push(b'\n');

@@ -940,7 +940,7 @@ impl MemberCuts {
         let mut i = from;
         while i < buf.len() {
             if self.in_string {
-                let Some(k) = memchr::memchr2(b'"', b'\\', &buf[i..]) else {
+                let Some(k) = crate::find::either(b'"', b'\\', &buf[i..]) else {
                     return (None, buf.len());
                 };
                 i += k;

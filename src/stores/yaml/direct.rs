@@ -107,7 +107,7 @@ struct Direct<'a> {
 
 impl<'a> Direct<'a> {
     fn line_end(&self, from: usize) -> usize {
-        memchr::memchr(b'\n', &self.s[from..]).map_or(self.s.len(), |i| from + i)
+        crate::find::byte(b'\n', &self.s[from..]).map_or(self.s.len(), |i| from + i)
     }
 
     fn next_line(&self, end: usize) -> usize {
@@ -330,8 +330,8 @@ impl<'a> Direct<'a> {
         }
         let (value, after) = match s[at] {
             b'"' => {
-                let close = memchr::memchr(b'"', &s[at + 1..end]).ok_or(Off)? + at + 1;
-                if memchr::memchr(b'\\', &s[at + 1..close]).is_some() {
+                let close = crate::find::byte(b'"', &s[at + 1..end]).ok_or(Off)? + at + 1;
+                if crate::find::byte(b'\\', &s[at + 1..close]).is_some() {
                     return Err(Off);
                 }
                 (Value::Str(ascii(&s[at + 1..close])?), close + 1)
@@ -340,7 +340,7 @@ impl<'a> Direct<'a> {
                 let mut text = Vec::new();
                 let mut i = at + 1;
                 loop {
-                    let q = memchr::memchr(b'\'', &s[i..end]).ok_or(Off)? + i;
+                    let q = crate::find::byte(b'\'', &s[i..end]).ok_or(Off)? + i;
                     text.extend_from_slice(&s[i..q]);
                     if s.get(q + 1) == Some(&b'\'') {
                         text.push(b'\'');
@@ -357,7 +357,7 @@ impl<'a> Direct<'a> {
                 // A plain scalar ends at " #" or the line end; ": " or a
                 // final ':' inside would make it a key.
                 let (mut from, mut e) = (at, end);
-                while let Some(i) = memchr::memchr2(b':', b'#', &s[from..end]) {
+                while let Some(i) = crate::find::either(b':', b'#', &s[from..end]) {
                     let p = from + i;
                     if s[p] == b':' && (p + 1 == end || s[p + 1] == b' ') {
                         return Err(Off);

@@ -29,7 +29,7 @@ const MAX_COMMENT_LINES: usize = 64;
 /// one (the comments then stay with the key they precede), right after a
 /// non-blank, non-comment line.
 pub(super) fn is_cut_line(data: &[u8], start: usize) -> bool {
-    let line_end = |from: usize| memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |i| from + i);
+    let line_end = |from: usize| crate::find::byte(b'\n', &data[from..]).map_or(data.len(), |i| from + i);
     // Skip column-0 comment lines; a key line must follow with no blank line.
     // Capped, so that trying every line of a long comment block stays linear.
     let mut key = start;
@@ -49,7 +49,7 @@ pub(super) fn is_cut_line(data: &[u8], start: usize) -> bool {
     let Some(prev_end) = start.checked_sub(1) else {
         return false;
     };
-    let prev_start = memchr::memrchr(b'\n', &data[..prev_end]).map_or(0, |i| i + 1);
+    let prev_start = crate::find::byte_rev(b'\n', &data[..prev_end]).map_or(0, |i| i + 1);
     let prev = &data[prev_start..prev_end];
     // Not after a document marker (`---`, `...`) or a directive: a piece
     // must not end a document the whole input continues.
