@@ -6,11 +6,11 @@
 //! at a time with SSSE3 (two twelve-byte groups with AVX2), the rest with a
 //! table, inline, so a 32-byte IV or a 16-byte tag costs a few dozen
 //! instructions (base64-simd's call for them went to its scalar fallback).
-//! Decoding takes only what base64-simd's strict engine accepts (canonical
-//! padded base64); anything else is left to the base64 crate (`None`), so
-//! accepted inputs and errors stay exactly the crate's.
-
-use base64_simd::{Out, STANDARD};
+//! Decoding is done here too, sixteen characters at a time with SSSE3, and
+//! takes only canonical padded base64; anything else is left to the base64
+//! crate (`None`), so accepted inputs and errors stay exactly the crate's.
+//! (base64-simd decoded before: it chose its code with std's feature
+//! detection, about ten trapped `cpuid` per run in a VM, see [`crate::cpu`].)
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -120,6 +120,47 @@ mod simd {
     //! multiplies, and the indices become ASCII through one byte shuffle.
 
     use std::arch::x86_64::*;
+
+    /// Sixteen characters to twelve bytes at `dst` (sixteen are stored),
+    /// or `false` if one is not of the alphabet. The decoding half of the
+    /// same paper: each character's high and low nibble look up bit sets
+    /// whose overlap marks it invalid, the high nibble (and `/`) picks
+    /// the offset that turns it into its value, and two multiply-adds and
+    /// a shuffle pack the 6-bit values.
+    ///
+    /// # Safety
+    /// The CPU must have SSSE3; `dst` must be valid for 16 bytes of writes.
+    #[target_feature(enable = "ssse3")]
+    pub unsafe fn decode_16(chars: &[u8; 16], dst: *mut u8) -> bool {
+        let input = _mm_loadu_si128(chars.as_ptr().cast());
+        let lut_lo = _mm_setr_epi8(
+            0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a,
+        );
+        let lut_hi = _mm_setr_epi8(
+            0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+        );
+        let lut_roll = _mm_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+        let mask_2f = _mm_set1_epi8(0x2f);
+        let hi_nibbles = _mm_and_si128(_mm_srli_epi32(input, 4), mask_2f);
+        let lo_nibbles = _mm_and_si128(input, mask_2f);
+        let lo = _mm_shuffle_epi8(lut_lo, lo_nibbles);
+        let hi = _mm_shuffle_epi8(lut_hi, hi_nibbles);
+        let clean = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128());
+        if _mm_movemask_epi8(clean) != 0xffff {
+            return false;
+        }
+        let eq_2f = _mm_cmpeq_epi8(input, mask_2f);
+        let roll = _mm_shuffle_epi8(lut_roll, _mm_add_epi8(eq_2f, hi_nibbles));
+        let values = _mm_add_epi8(input, roll);
+        let pairs = _mm_maddubs_epi16(values, _mm_set1_epi32(0x0140_0140));
+        let words = _mm_madd_epi16(pairs, _mm_set1_epi32(0x0001_1000));
+        let bytes = _mm_shuffle_epi8(
+            words,
+            _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1),
+        );
+        _mm_storeu_si128(dst.cast(), bytes);
+        true
+    }
 
     /// Twelve bytes (the low twelve of each 128-bit lane) to sixteen
     /// characters, at either vector width.
@@ -320,27 +361,128 @@ mod simd {
     }
 }
 
+/// Each character's 6-bit value, or `INVALID`.
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const INVALID: u8 = 0xff;
+
+/// The padded decoded length of `text`: `None` unless it is whole groups
+/// of four with at most two `=` at the end.
+fn decoded_len(text: &[u8]) -> Option<usize> {
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let pad = match text {
+        [.., b'=', b'='] => 2,
+        [.., b'='] => 1,
+        _ => 0,
+    };
+    Some(text.len() / 4 * 3 - pad)
+}
+
+/// Decode `text` (whose length [`decoded_len`] accepted as `len`) to `dst`:
+/// `false` if a character is not of the alphabet or the last one has bits
+/// set past the data (not canonical). Writes at most `len` bytes.
+///
+/// # Safety
+/// `dst` must be valid for `len` bytes of writes.
+unsafe fn decode_to(text: &[u8], len: usize, dst: *mut u8) -> bool {
+    let groups = text.len() / 4;
+    if groups == 0 {
+        return true;
+    }
+    // All groups but the last, which may hold padding.
+    let body = &text[..(groups - 1) * 4];
+    let mut i = 0;
+    let mut at = dst;
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::has(crate::cpu::Feature::Ssse3) {
+        // Sixteen characters give twelve bytes; the store writes sixteen,
+        // so it stops while four more bytes of the body follow.
+        while i + 16 + 4 <= body.len() {
+            if !simd::decode_16(body[i..i + 16].try_into().expect("16 characters"), at) {
+                return false;
+            }
+            i += 16;
+            at = at.add(12);
+        }
+    }
+    let mut bits = 0u32;
+    while i < body.len() {
+        let n = quad(&body[i..i + 4]);
+        bits |= n;
+        at.cast::<[u8; 3]>()
+            .write_unaligned([(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        at = at.add(3);
+        i += 4;
+    }
+    if bits & INVALID_BIT != 0 {
+        return false;
+    }
+    // The last group: 1, 2 or 3 bytes.
+    let last = &text[text.len() - 4..];
+    let tail = len - (groups - 1) * 3;
+    let chars: [u8; 4] = std::array::from_fn(|k| if k <= tail { last[k] } else { b'A' });
+    let n = quad(&chars);
+    // Past the data, the bits must be zero (what a canonical encoder writes).
+    let spare = match tail {
+        1 => n & 0xffff,
+        2 => n & 0xff,
+        _ => 0,
+    };
+    if n & INVALID_BIT != 0 || spare != 0 {
+        return false;
+    }
+    let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, tail);
+    true
+}
+
+/// Set in [`quad`]'s result when a character is not of the alphabet.
+const INVALID_BIT: u32 = 1 << 31;
+
+/// Four characters' 24 bits, with [`INVALID_BIT`] if one is not of the
+/// alphabet.
+#[inline]
+fn quad(chars: &[u8]) -> u32 {
+    let v = |k: usize| u32::from(DECODE[usize::from(chars[k])]);
+    let (a, b, c, d) = (v(0), v(1), v(2), v(3));
+    let invalid = (a | b | c | d) & 0x80;
+    a << 18 | b << 12 | c << 6 | d | invalid << 24
+}
+
 /// Decode canonical padded base64 into the start of `out` and return the
 /// decoded length, or `None` when the text is not canonical base64 or does
 /// not fit `out` (the caller then asks the base64 crate, which decides).
 pub fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
-    let len = STANDARD.decoded_length(text).ok()?;
+    let len = decoded_len(text)?;
     let out = out.get_mut(..len)?;
-    STANDARD.decode(text, Out::from_slice(out)).ok().map(|d| d.len())
+    // SAFETY: `out` has room for the `len` bytes `decode_to` writes.
+    unsafe { decode_to(text, len, out.as_mut_ptr()) }.then_some(len)
 }
 
 /// [`decode_canonical`] appending to `out` (which is left as it was on
 /// `None`).
 pub fn decode_canonical_append(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-    let len = STANDARD.decoded_length(text).ok()?;
+    let len = decoded_len(text)?;
     out.reserve(len);
     let start = out.len();
-    let spare = &mut out.spare_capacity_mut()[..len];
-    let written = STANDARD.decode(text, Out::from_uninit_slice(spare)).ok()?.len();
-    // SAFETY: `decode` initialised the first `written` bytes of the spare
-    // capacity (it returns the slice it wrote).
-    unsafe { out.set_len(start + written) };
-    Some(written)
+    let spare = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+    // SAFETY: `spare` has room for `len` bytes; on failure the length is
+    // left as it was, so what was written there is not part of `out`.
+    if !unsafe { decode_to(text, len, spare) } {
+        return None;
+    }
+    // SAFETY: `decode_to` initialised the `len` bytes after `start`.
+    unsafe { out.set_len(start + len) };
+    Some(len)
 }
 
 #[cfg(test)]
