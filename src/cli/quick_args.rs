@@ -94,24 +94,15 @@ pub fn parse(args: &[OsString], env_set: impl Fn(&str) -> bool) -> Option<Cli> {
     }
     let (&subcommand, rest) = words.split_first()?;
     let mut config = None;
-    let mut file = None;
     let command = match subcommand {
         "encrypt" => {
-            if ENCRYPT_ENV.iter().any(|v| env_set(v)) {
-                return None;
-            }
-            let mut a = EncryptArgs::default();
-            parse_rest(rest, &mut config, &mut file, &mut a, encrypt_slot)?;
-            a.file = file;
+            let file: fn(&mut EncryptArgs) -> &mut Option<PathBuf> = |a| &mut a.file;
+            let a = parse_rest(rest, ENCRYPT_ENV, &env_set, &mut config, encrypt_slot, file)?;
             Command::Encrypt(a)
         }
         "decrypt" => {
-            if DECRYPT_ENV.iter().any(|v| env_set(v)) {
-                return None;
-            }
-            let mut a = DecryptArgs::default();
-            parse_rest(rest, &mut config, &mut file, &mut a, decrypt_slot)?;
-            a.file = file;
+            let file: fn(&mut DecryptArgs) -> &mut Option<PathBuf> = |a| &mut a.file;
+            let a = parse_rest(rest, DECRYPT_ENV, &env_set, &mut config, decrypt_slot, file)?;
             Command::Decrypt(a)
         }
         _ => return None,
@@ -127,15 +118,22 @@ pub fn parse(args: &[OsString], env_set: impl Fn(&str) -> bool) -> Option<Cli> {
     })
 }
 
-/// The words after the subcommand: the options `slot` finds in `a`,
-/// `--config` and the one file.
-fn parse_rest<A>(
+/// The words after the subcommand: the options `slot` finds in a
+/// subcommand's arguments, `--config` and the one file (`file`); `None`
+/// if one of the arguments' environment variables `env` is set.
+fn parse_rest<A: Default>(
     words: &[&str],
+    env: &[&str],
+    env_set: impl Fn(&str) -> bool,
     config: &mut Option<PathBuf>,
-    file: &mut Option<PathBuf>,
-    a: &mut A,
     slot: for<'s> fn(&'s mut A, &str) -> Option<Slot<'s>>,
-) -> Option<()> {
+    file: fn(&mut A) -> &mut Option<PathBuf>,
+) -> Option<A> {
+    if env.iter().any(|v| env_set(v)) {
+        return None;
+    }
+    let mut args = A::default();
+    let a = &mut args;
     let mut words = words.iter();
     while let Some(&word) = words.next() {
         let Some(option) = word.strip_prefix("--") else {
@@ -144,6 +142,7 @@ fn parse_rest<A>(
                 continue;
             }
             // The file: not an option, and only one of them.
+            let file = file(a);
             if word.starts_with('-') || file.is_some() {
                 return None;
             }
@@ -177,7 +176,7 @@ fn parse_rest<A>(
             Slot::Text(_) | Slot::Path(_) => return None,
         }
     }
-    Some(())
+    Some(args)
 }
 
 /// A path argument: clap refuses an empty one.
